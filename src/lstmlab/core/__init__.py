@@ -1,0 +1,1 @@
+"""The math of the LSTM family: cells, sequence layers, losses, optimisers, init, checks, files."""

@@ -1,0 +1,55 @@
+"""Losses with their gradients. Each returns ``(loss, dpred)`` where dpred = d loss / d pred."""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["mse_loss", "softmax_cross_entropy"]
+
+
+def _mask_weights(mask, shape_TB, dtype):
+    if mask is None:
+        return np.ones(shape_TB, dtype=dtype)
+    m = np.asarray(mask, dtype=dtype)
+    if m.shape != tuple(shape_TB):
+        raise ValueError(f"mask: expected shape {tuple(shape_TB)}, got {m.shape}")
+    if m.sum() <= 0:
+        raise ValueError("mask: no step is counted (all zeros)")
+    return m
+
+
+def mse_loss(pred, target, mask=None):
+    """Per-step mean squared error over counted steps and output units.
+
+    ``L = sum_{t,b,k} m[t,b] (pred - target)^2 / (sum m * K)``, pred and target (T, B, K),
+    mask (T, B) of 0/1 or None. ``dpred = 2 m (pred - target) / (sum m * K)``.
+    """
+    pred = np.asarray(pred)
+    target = np.asarray(target, dtype=pred.dtype)
+    if pred.shape != target.shape or pred.ndim != 3:
+        raise ValueError(f"target: expected shape {pred.shape} (T, B, K) like pred, got {target.shape}")
+    m = _mask_weights(mask, pred.shape[:2], pred.dtype)[:, :, None]               # (T, B, 1)
+    n = m.sum() * pred.shape[2]
+    diff = (pred - target) * m
+    return float((diff * diff).sum() / n), (2.0 / n) * diff
+
+
+def softmax_cross_entropy(logits, targets, mask=None):
+    """Mean cross-entropy of softmax(logits) against integer targets over counted steps.
+
+    ``L = -sum_{t,b} m[t,b] log softmax(logits[t,b])[targets[t,b]] / sum m``, logits (T, B, V),
+    targets (T, B) ints. ``dlogits = m (softmax - onehot) / sum m``.
+    """
+    logits = np.asarray(logits)
+    targets = np.asarray(targets)
+    if logits.ndim != 3 or targets.shape != logits.shape[:2]:
+        raise ValueError(f"targets: expected shape {logits.shape[:2]} (T, B), got {targets.shape}")
+    if targets.dtype.kind not in "iu" or targets.min() < 0 or targets.max() >= logits.shape[2]:
+        raise ValueError(f"targets: expected integer classes in [0, {logits.shape[2]})")
+    m = _mask_weights(mask, logits.shape[:2], logits.dtype)                        # (T, B)
+    z = logits - logits.max(axis=2, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=2, keepdims=True))                        # (T, B, V)
+    picked = np.take_along_axis(logp, targets[:, :, None], axis=2)[:, :, 0]       # (T, B)
+    n = m.sum()
+    d = np.exp(logp)
+    np.put_along_axis(d, targets[:, :, None], np.take_along_axis(d, targets[:, :, None], 2) - 1.0, 2)
+    return float(-(picked * m).sum() / n), d * (m / n)[:, :, None]

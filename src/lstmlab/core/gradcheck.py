@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["gradcheck", "gradcheck_report"]
+__all__ = ["gradcheck", "gradcheck_report", "gradcheck_suite", "SUITE_LAYOUTS"]
 
 
 def _rel_error(a: np.ndarray, n: np.ndarray) -> float:
@@ -84,3 +84,33 @@ def gradcheck(module, x, state=None, lengths=None, eps: float = 1e-6, seed: int 
               training: bool = False) -> float:
     """Worst relative error over all checked tensors (see :func:`gradcheck_report`)."""
     return max(gradcheck_report(module, x, state, lengths, eps, seed, training).values())
+
+
+SUITE_LAYOUTS = {
+    "1 layer": dict(num_layers=1, bidirectional=False),
+    "2 stacked": dict(num_layers=2, bidirectional=False),
+    "bidirectional": dict(num_layers=1, bidirectional=True),
+}
+
+
+def gradcheck_suite(variants=None, layouts=None, backend: str = "reference", seed: int = 0):
+    """Gradient-check every variant in every layout; yields ``(variant, layout, report)``.
+
+    Each case uses random non-zero weights and biases (absent gates stay zero), random non-zero
+    initial states and variable lengths (T=5, B=3, lengths 5, 2, 4), input size 2, hidden size 3.
+    """
+    from .layers import GRU, LSTM, RNN
+    from .spec import PRESETS
+
+    variants = list(variants or [*PRESETS, "gru", "rnn"])
+    layouts = list(layouts or SUITE_LAYOUTS)
+    rng = np.random.default_rng(seed)
+    for v in variants:
+        for name in layouts:
+            cls = {"gru": GRU, "rnn": RNN}.get(v, LSTM)
+            kw = {} if v in ("gru", "rnn") else {"variant": v}
+            m = cls(2, 3, seed=seed, backend=backend, **kw, **SUITE_LAYOUTS[name])
+            for k, p in m.params.items():
+                p += rng.normal(scale=0.5, size=p.shape) * (p != 0)       # keep absent gates at zero
+            x = rng.normal(size=(5, 3, 2))
+            yield v, name, gradcheck_report(m, x, lengths=[5, 2, 4], seed=seed)

@@ -63,7 +63,7 @@ def save_arrays(path, arrays: dict[str, np.ndarray], config: dict | None = None)
     config_json = json.dumps(config or {}, sort_keys=True)
     header, offset, blobs = {}, 0, []
     for n in names:
-        a = np.ascontiguousarray(arrays[n])
+        a = np.asarray(arrays[n], order="C")
         if a.dtype not in _CODES:
             raise ValueError(f"arrays[{n!r}]: dtype {a.dtype} cannot be saved")
         b = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()

@@ -1,0 +1,141 @@
+"""Sequence-layer semantics: lengths, directions, truncated BPTT, float32, internals, init, counts."""
+import numpy as np
+import pytest
+
+import lstmlab as ll
+from lstmlab.core.spec import PRESETS
+
+from conftest import randomize
+
+
+@pytest.mark.parametrize("cls,variant", [(ll.LSTM, "peephole"), (ll.LSTM, "fgr"), (ll.GRU, None), (ll.RNN, None)])
+def test_padded_steps_are_zero_and_do_not_move_state_or_gradients(cls, variant, rng):
+    kw = {"variant": variant} if variant else {}
+    m = randomize(cls(2, 4, bidirectional=True, backend="reference", **kw), rng)
+    T, lengths = 6, [6, 3, 1]
+    x = rng.normal(size=(T, 3, 2))
+    y, sn, cache = m.forward(x, lengths=lengths)
+    dy = rng.normal(size=y.shape)
+    dx, _, grads = m.backward(dy, cache)
+    for b, L in enumerate(lengths):
+        assert np.all(y[L:, b] == 0) and np.all(dx[L:, b] == 0)
+        # the same sequence alone, unpadded, gives the same outputs, final state and input gradient
+        yb, snb, cb = m.forward(x[:L, b:b + 1])
+        np.testing.assert_allclose(y[:L, b:b + 1], yb, atol=1e-13)
+        for s_full, s_alone in zip(sn if cls is ll.LSTM else (sn,), snb if cls is ll.LSTM else (snb,)):
+            np.testing.assert_allclose(s_full[:, b:b + 1], s_alone, atol=1e-13)
+        dxb, _, _ = m.backward(dy[:L, b:b + 1], cb)
+        np.testing.assert_allclose(dx[:L, b:b + 1], dxb, atol=1e-13)
+    # changing the padding's content changes nothing
+    x2 = x.copy()
+    x2[4:, 1] = 1e3
+    np.testing.assert_array_equal(m.forward(x2, lengths=lengths)[0], y)
+
+
+def test_reverse_direction_reads_each_sequence_backwards(rng):
+    m = randomize(ll.LSTM(2, 3, variant="peephole", bidirectional=True, backend="reference"), rng)
+    fwd = ll.LSTM(2, 3, variant="peephole", backend="reference")
+    for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_ci", "weight_cf", "weight_co"):
+        fwd.params[f"{k}_l0"] = m.params[f"{k}_l0_reverse"]
+    x = rng.normal(size=(5, 2, 2))
+    y, (hn, cn), _ = m.forward(x, lengths=[5, 3])
+    yr, (hr, cr), _ = fwd.forward(x[:3, 1:2][::-1])       # sequence 1 of length 3, reversed
+    np.testing.assert_allclose(y[:3, 1:2, 3:], yr[::-1], atol=1e-14)
+    np.testing.assert_allclose(hn[1, 1], hr[0, 0], atol=1e-14)
+
+
+@pytest.mark.parametrize("cls", [ll.LSTM, ll.GRU, ll.RNN])
+def test_truncated_bptt_carries_state_across_chunks(cls, rng):
+    m = randomize(cls(3, 4, num_layers=2, backend="reference"), rng)
+    x = rng.normal(size=(9, 2, 3))
+    y, sn, cache = m.forward(x)
+    y1, s1, c1 = m.forward(x[:4])
+    y2, s2, c2 = m.forward(x[4:], s1)
+    np.testing.assert_allclose(np.concatenate([y1, y2]), y, atol=1e-14)
+    for a, b in zip(s2 if cls is ll.LSTM else (s2,), sn if cls is ll.LSTM else (sn,)):
+        np.testing.assert_allclose(a, b, atol=1e-14)
+    # gradients: chunk 2's dstate0 fed into chunk 1's backward equals full BPTT
+    dy = rng.normal(size=y.shape)
+    dx, _, g = m.backward(dy, cache)
+    dx2, d0, g2 = m.backward(dy[4:], c2)
+    dx1, _, g1 = m.backward(dy[:4], c1, d0)
+    np.testing.assert_allclose(np.concatenate([dx1, dx2]), dx, atol=1e-12)
+    for k in g:
+        np.testing.assert_allclose(g1[k] + g2[k], g[k], atol=1e-12)
+
+
+@pytest.mark.parametrize("variant", [*PRESETS, "gru", "rnn"])
+def test_float32_agrees_with_float64(variant, rng):
+    cls = {"gru": ll.GRU, "rnn": ll.RNN}.get(variant, ll.LSTM)
+    kw = {} if variant in ("gru", "rnn") else {"variant": variant}
+    m64 = randomize(cls(3, 8, num_layers=2, bidirectional=True, seed=4, **kw), rng, scale=0.2)
+    m32 = cls(3, 8, num_layers=2, bidirectional=True, seed=4, dtype=np.float32, **kw)
+    for k in m64.params:
+        m32.params[k] = m64.params[k].astype(np.float32)
+    x = rng.normal(size=(20, 4, 3))
+    y64, _, c64 = m64.forward(x, lengths=[20, 5, 13, 1])
+    y32, _, c32 = m32.forward(x.astype(np.float32), lengths=[20, 5, 13, 1])
+    assert y32.dtype == np.float32
+    np.testing.assert_allclose(y32, y64, atol=1e-5)
+    dy = rng.normal(size=y64.shape)
+    _, _, g64 = m64.backward(dy, c64)
+    _, _, g32 = m32.backward(dy.astype(np.float32), c32)
+    for k in g64:
+        assert g32[k].dtype == np.float32
+        scale = max(1.0, np.abs(g64[k]).max())
+        np.testing.assert_allclose(g32[k], g64[k], atol=2e-5 * scale, err_msg=k)
+
+
+def test_internals_expose_gates_and_cell_state(rng):
+    m = randomize(ll.LSTM(1, 3, variant="peephole", backend="reference"), rng)
+    x = rng.normal(size=(6, 2, 1))
+    y, (hn, cn), cache = m.forward(x, lengths=[6, 4])
+    ins = cache.internals(0, 0)
+    assert set(ins) == {"h", "c", "i", "f", "g", "o"}
+    np.testing.assert_array_equal(ins["h"], y)
+    np.testing.assert_allclose(ins["h"][:4, 1], (ins["o"] * np.tanh(ins["c"]))[:4, 1])
+    np.testing.assert_allclose(ins["c"][5, 0], cn[0, 0])
+    assert np.all(ins["i"][4:, 1] == 0) and np.all((ins["f"][:4] > 0) & (ins["f"][:4] < 1))
+    # coupled gates really are coupled
+    cifg = randomize(ll.LSTM(1, 3, variant="cifg"), rng)
+    ins = cifg.forward(x)[2].internals()
+    np.testing.assert_allclose(ins["f"], 1 - ins["i"])
+
+
+def test_initialisation_conventions():
+    a = ll.LSTM(3, 5, variant="lstm", seed=7)
+    b = ll.LSTM(3, 5, variant="peephole", seed=7)
+    c = ll.LSTM(3, 5, variant="peephole", seed=8)
+    for k in a.params:   # peephole and plain LSTM with one seed share every other weight
+        np.testing.assert_array_equal(a.params[k], b.params[k])
+    assert not np.array_equal(b.params["weight_hh_l0"], c.params["weight_hh_l0"])
+    np.testing.assert_array_equal(a.params["bias_ih_l0"][5:10], 1.0)       # forget bias 1.0
+    np.testing.assert_array_equal(a.params["bias_hh_l0"][5:10], 0.0)
+    assert np.all(np.abs(a.params["weight_hh_l0"]) <= 1 / np.sqrt(5))
+    assert 0 < np.abs(b.params["weight_co_l0"]).max() < 0.5
+    z = ll.LSTM(3, 5, variant="peephole", peephole_init="zero")
+    assert np.all(z.params["weight_ci_l0"] == 0)
+    x = ll.LSTM(3, 5, init="xavier", forget_bias=2.0)
+    assert np.all(x.params["bias_ih_l0"][5:10] == 2.0) and np.all(x.params["bias_ih_l0"][:5] == 0)
+    nig = ll.LSTM(3, 5, variant="nig")
+    assert np.all(nig.params["weight_ih_l0"][:5] == 0) and np.all(nig.params["weight_ci_l0"] == 0)
+
+
+@pytest.mark.parametrize("n,d", [(8, 1), (256, 64), (5, 3)])
+def test_count_params_textbook_formula(n, d):
+    assert ll.count_params("lstm", d, n) == 4 * n * (n + d + 1)
+    assert ll.count_params("peephole", d, n) == 4 * n * (n + d + 1) + 3 * n
+    m = ll.LSTM(d, n, variant="peephole")
+    assert m.num_params(effective=False) == sum(p.size for p in m.params.values())
+    assert ll.count_params("cifg", d, n) == 3 * n * (n + d + 1) + 2 * n
+    assert ll.count_params("gru", d, n, effective=False) == sum(p.size for p in ll.GRU(d, n).params.values())
+    assert ll.count_params("lstm", d, n, num_layers=2, bidirectional=True) == \
+        2 * (4 * n * (n + d + 1)) + 2 * (4 * n * (n + 2 * n + 1))
+
+
+def test_count_params_matches_torch():
+    torch = pytest.importorskip("torch")
+    for cls in (ll.LSTM, ll.GRU, ll.RNN):
+        tm = getattr(torch.nn, cls.__name__)(4, 6, num_layers=2, bidirectional=True)
+        m = cls.from_torch(tm)
+        assert m.num_params(effective=False) == sum(p.numel() for p in tm.parameters())

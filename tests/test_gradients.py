@@ -100,3 +100,15 @@ def test_loss_gradients(rng):
     assert loss == pytest.approx(expected)
     assert _rel_error(d, _numeric(lambda: ll.softmax_cross_entropy(logits, targets, mask)[0], logits)) < 1e-7
     assert np.all(d[mask == 0] == 0)
+
+
+def test_gradcheck_command_prints_a_table_and_fails_above_tolerance(capsys):
+    from lstmlab.cli import main
+
+    assert main(["gradcheck", "--variant", "rnn", "--variant", "cifg"]) == 0
+    out = capsys.readouterr().out
+    assert "| cifg | bidirectional |" in out and "0 case(s) above tolerance" in out
+    assert main(["gradcheck", "--variant", "rnn", "--tol", "1e-30"]) == 1
+    assert "3 case(s) above tolerance" in capsys.readouterr().out
+    assert main(["gradcheck", "--variant", "lstn"]) == 2
+    assert "unknown 'lstn'" in capsys.readouterr().err

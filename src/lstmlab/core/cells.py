@@ -31,9 +31,9 @@ __all__ = [
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
-    """Logistic function 1 / (1 + exp(-z)), written to avoid overflow for large |z|."""
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(z.dtype, copy=False)
+    """Logistic function 1 / (1 + exp(-z)), computed as (1 + tanh(z / 2)) / 2: one ufunc call,
+    exact in real arithmetic and free of overflow for large |z|."""
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -221,7 +221,7 @@ def lstm_loop_backward(spec: CellSpec, Hs, Cs, G, W_hh, peep, R, mask, dY, dh_n,
     for t in range(T - 1, -1, -1):
         m = np.ones((B, 1), dtype=dY.dtype) if mask is None else mask[t][:, None]
         dh = dh + m * dY[t]
-        q_prev = _gate_q(G[t - 1], H) if t > 0 else zero_q
+        q_prev = _gate_q(G[t - 1], H) if t > 0 and spec.full_gate_recurrence else zero_q
         da, dh_prev, dc_prev, dq_prev = lstm_step_backward(
             spec, m * dh, m * dc, m * dq, Hs[t], Cs[t], q_prev, Cs[t + 1], G[t], W_hh, peep, R,
             dW_hh, dpeep, dR)

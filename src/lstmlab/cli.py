@@ -38,9 +38,186 @@ def _cmd_gradcheck(args) -> int:
     return 1 if failed else 0
 
 
+def _seed_list(text: str) -> list[int]:
+    """'0-9' -> [0..9]; '1,3,5' and '0-2,7' work too."""
+    out = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part:
+                a, b = part.split("-", 1)
+                a, b = int(a), int(b)
+                if b < a:
+                    raise ValueError
+                out.extend(range(a, b + 1))
+            elif part:
+                out.append(int(part))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seeds like 0-9 or 0,3,5, got {text!r}") from None
+    if not out or min(out) < 0:
+        raise argparse.ArgumentTypeError(f"expected non-negative seeds like 0-9, got {text!r}")
+    return out
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        v = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers like 150,300, got {text!r}") from None
+    if not v or min(v) < 3:
+        raise argparse.ArgumentTypeError(f"expected integers >= 3 like 150,300, got {text!r}")
+    return v
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not v > 0 or v != v or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return v
+
+
+def _task_arg(text: str):
+    import json as _json
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    k, v = text.split("=", 1)
+    try:
+        value = _json.loads(v)
+    except ValueError:
+        value = v
+    if isinstance(value, list):
+        value = tuple(value)
+    return k.strip(), value
+
+
+def _train_config(args):
+    from .experiments.gers2002 import PAPER_TASKS, paper_task_config, recipe_config
+    from .train.config import TrainConfig
+
+    given = {n: getattr(args, n) for n in ("variant", "seed") if getattr(args, n) is not None}
+    args.variant = args.variant or "peephole"
+    args.seed = 0 if args.seed is None else args.seed
+    if args.config:
+        cfg = TrainConfig.from_json(args.config)
+        if cfg.task != args.task:
+            raise ValueError(f"--config: the file is for task {cfg.task!r}, not {args.task!r}")
+    elif args.task == "msd-pair":
+        cfg = recipe_config(args.variant, args.seed, args.iters or 3000)
+    elif args.task in PAPER_TASKS:
+        cfg = paper_task_config(args.task, args.variant, args.seed, args.iters or 1500)
+    else:
+        cfg = TrainConfig(task=args.task, task_args={}, variant=args.variant, seed=args.seed)
+    over = {}
+    for name in ("hidden", "batch", "lr", "schedule", "warmup", "clip", "forget_bias",
+                 "eval_every", "eval_size", "checkpoint_every", "backend"):
+        v = getattr(args, name)
+        if v is not None:
+            over[name] = v
+    if args.config:
+        over.update(given)
+        if args.iters:
+            over["iters"] = args.iters
+    elif args.iters:
+        over["iters"] = args.iters
+        if cfg.schedule == "step":
+            over["lr_step"] = max(args.iters // 2, 1)
+        over.setdefault("eval_every", max(min(cfg.eval_every, args.iters // 10 or 1), 1))
+        over.setdefault("checkpoint_every", max(min(cfg.checkpoint_every, args.iters // 5 or 1), 1))
+    task_args = dict(cfg.task_args)
+    if args.T is not None:
+        if args.task == "msd-pair":
+            task_args = {"T": args.T, "scale_intervals": True}
+        elif args.task in ("msd", "gts"):
+            task_args["length"] = args.T
+        else:
+            raise ValueError("--T: pfg's length is n_periods * F; use --task-arg n_periods=N")
+    for k, v in args.task_arg or []:
+        if k in ("D_min", "D_max"):
+            task_args.pop("scale_intervals", None)
+        task_args[k] = v
+    over["task_args"] = task_args
+    return cfg.replace(**over)
+
+
+def _cmd_train(args) -> int:
+    import os
+
+    from .train.loop import TrainingDiverged, train
+
+    cfg = _train_config(args)
+    out = args.out or os.path.join("runs", f"{cfg.task}-{cfg.variant_name}-s{cfg.seed}")
+    if args.resume and not os.path.exists(os.path.join(out, "checkpoint.safetensors")):
+        raise ValueError(f"--resume: no checkpoint in {out}")
+    if not args.quiet:
+        print(f"training {cfg.task} ({cfg.variant_name}, seed {cfg.seed}, H={cfg.hidden}, "
+              f"{cfg.iters} iterations) into {out}", file=sys.stderr)
+    try:
+        s = train(cfg, out, resume=args.resume, quiet=args.quiet)
+    except TrainingDiverged as e:
+        print(f"lstmlab train: {e}", file=sys.stderr)
+        return 1
+    keys = [k for k in ("mse", "solve_rate", "within1_rate", "timing_error", "consecutive_mean")
+            if k in s]
+    print(f"{cfg.task} {cfg.variant_name} seed {cfg.seed}: " +
+          ", ".join(f"{'test_mse' if k == 'mse' else k} {s[k]:.4g}" for k in keys) +
+          f" ({s['iters']} iterations, {s['wall_s']:.1f} s) -> {out}")
+    return 0
+
+
+def _cmd_reproduce(args) -> int:
+    from .experiments import gers2002
+
+    log = (lambda *a, **k: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    records = gers2002.reproduce(
+        args.out, seeds=args.seeds, iters=args.iters, jobs=args.jobs, recipe=args.recipe,
+        sweep_T=args.sweep_T, T_values=args.T_values, sweep_seeds=args.sweep_seeds,
+        sweep_iters=args.sweep_iters, paper_tasks=args.paper_tasks, paper_seeds=args.paper_seeds,
+        paper_iters=args.paper_iters, figures=not args.no_figures, quiet=args.quiet, log=log)
+    main = [r for r in records if r["experiment"] == "main"]
+    for v in gers2002.VARIANTS:
+        sr = [r["solve_rate"] for r in main if r["variant"] == v]
+        ms = [r["test_mse"] for r in main if r["variant"] == v]
+        if sr:
+            import numpy as np
+            print(f"{v:9s} solve rate {np.mean(sr):.3f} ± {np.std(sr, ddof=1) if len(sr) > 1 else 0:.3f} "
+                  f"(min {min(sr):.3f}), test MSE {np.mean(ms):.2e} over {len(sr)} seeds")
+    print(f"report: {args.out}/report.md")
+    return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (usage is left to --help)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lstmlab", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    p = _Parser(prog="lstmlab", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
     g = sub.add_parser("gradcheck", help="check every cell's hand-derived gradients against finite differences",
@@ -54,6 +231,74 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which implementation to check (default: reference, the hand-derived NumPy code)")
     g.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs")
     g.set_defaults(func=_cmd_gradcheck)
+
+    from .core.spec import PRESETS
+    from .tasks import TASKS
+
+    t = sub.add_parser(
+        "train", help="train one model on a timing task (msd-pair, msd, gts, pfg)",
+        description="Train one recurrent model on a timing task and write a run folder (config.json, "
+                    "metrics.jsonl, checkpoint and weights in safetensors, summary.json). Defaults: "
+                    "lstmlab's msd-pair recipe (T=150, D in [30, 60], H=8, batch 32, 3000 iterations); "
+                    "for msd, gts, pfg the paper's one-cell network with identity squashing. Exit code 1 "
+                    "when training diverges (the last good checkpoint is kept).")
+    t.add_argument("task", choices=list(TASKS), help="the task")
+    t.add_argument("--variant", choices=[*PRESETS, "gru", "rnn"],
+                   help="cell preset (default peephole; lstm = no peepholes)")
+    t.add_argument("--seed", type=_nonneg_int,
+                   help="seed of the initial weights, training batches and test set (default 0)")
+    t.add_argument("--hidden", type=_positive_int, metavar="H", help="number of cells (msd-pair default 8)")
+    t.add_argument("--iters", type=_positive_int, metavar="N", help="training iterations (msd-pair default 3000)")
+    t.add_argument("--batch", type=_positive_int, metavar="B", help="sequences per iteration (default 32)")
+    t.add_argument("--lr", type=_positive_float, metavar="X", help="peak learning rate of Adam")
+    t.add_argument("--schedule", choices=["constant", "step", "cosine"], help="learning-rate schedule")
+    t.add_argument("--warmup", type=_nonneg_int, metavar="N", help="linear warm-up iterations")
+    t.add_argument("--clip", type=float, metavar="X", help="global gradient-norm clip (0: none)")
+    t.add_argument("--forget-bias", type=float, metavar="X", help="initial forget-gate bias")
+    t.add_argument("--T", type=_positive_int, metavar="N",
+                   help="sequence length; for msd-pair the D range scales with T (D in [30, 60] * T/150)")
+    t.add_argument("--task-arg", action="append", type=_task_arg, metavar="KEY=VALUE",
+                   help="a task argument, e.g. D_min=20 or delays=[0,1] (repeatable)")
+    t.add_argument("--eval-every", type=_positive_int, metavar="N", help="evaluate every N iterations")
+    t.add_argument("--eval-size", type=_positive_int, metavar="N", help="held-out test sequences (default 512)")
+    t.add_argument("--checkpoint-every", type=_nonneg_int, metavar="N", help="checkpoint every N iterations")
+    t.add_argument("--backend", choices=["auto", "reference", "compiled"],
+                   help="auto (compiled kernels when numba is there), reference (NumPy) or compiled")
+    t.add_argument("--config", metavar="FILE", help="start from a config.json (options given here override it)")
+    t.add_argument("--out", metavar="DIR", help="run folder (default runs/TASK-VARIANT-sSEED)")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the killed run in --out from its checkpoint (bit-identical result)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar or messages, only the result line")
+    t.set_defaults(func=_cmd_train)
+
+    r = sub.add_parser(
+        "reproduce", help="reproduce a paper's experiments (gers2002)",
+        description="Reproduce Gers, Schraudolph & Schmidhuber (2002): peephole vs plain LSTM on msd-pair "
+                    "over seeds, run in parallel; writes results.json, report.md, figures/ and one run "
+                    "folder per run. Finished runs in --out are reused and killed ones resumed.")
+    r.add_argument("paper", choices=["gers2002"], help="the experiment")
+    r.add_argument("--seeds", type=_seed_list, default=list(range(10)), metavar="SEEDS",
+                   help="seeds, e.g. 0-9 (default) or 0,3,5")
+    r.add_argument("--iters", type=_positive_int, default=3000, metavar="N", help="iterations per run (default 3000)")
+    r.add_argument("--recipe", choices=["ours", "npow"], default="ours",
+                   help="training recipe: ours (default) or the npow reproduction's")
+    r.add_argument("--jobs", type=_positive_int, metavar="N", help="parallel processes (default: all cores)")
+    r.add_argument("--sweep-T", action="store_true",
+                   help="also sweep T over --T-values with the D range scaled with T (not by default)")
+    r.add_argument("--T-values", type=_int_list, default=[150, 300, 600, 1000], metavar="LIST",
+                   help="T values of the sweep (default 150,300,600,1000)")
+    r.add_argument("--sweep-seeds", type=_seed_list, metavar="SEEDS", help="seeds of the sweep (default: --seeds)")
+    r.add_argument("--sweep-iters", type=_positive_int, metavar="N", help="iterations of sweep runs (default: --iters)")
+    r.add_argument("--paper-tasks", action="store_true",
+                   help="also run the paper's msd, gts, pfg with its one-cell network (not by default)")
+    r.add_argument("--paper-seeds", type=_seed_list, default=[0, 1, 2], metavar="SEEDS",
+                   help="seeds of the paper-task runs (default 0-2)")
+    r.add_argument("--paper-iters", type=_positive_int, default=1500, metavar="N",
+                   help="iterations of the paper-task runs (default 1500)")
+    r.add_argument("--no-figures", action="store_true", help="skip the figures")
+    r.add_argument("--out", default="gers2002", metavar="DIR", help="output folder (default ./gers2002)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    r.set_defaults(func=_cmd_reproduce)
     return p
 
 

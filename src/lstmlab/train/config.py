@@ -1,0 +1,201 @@
+"""The training configuration: one dataclass, saved as ``config.json`` in every run folder.
+
+Everything that decides a run's numbers is here, so ``TrainConfig.from_json(path)`` rebuilds a
+run exactly. Random numbers come from three separate streams derived from ``seed``:
+
+* initial weights: the layers' own seeded streams (``ll.LSTM(seed=...)``, ``ll.Dense(seed=...)``),
+  so a ``peephole`` and an ``lstm`` run with one seed share every initial weight but the
+  peephole vectors;
+* training data: batch ``i`` is drawn from ``default_rng([seed, TRAIN_STREAM, i])``, a pure
+  function of (seed, i), which makes resuming a killed run exact;
+* test data: one held-out set from ``default_rng([seed, TEST_STREAM])``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["TrainConfig", "TRAIN_STREAM", "TEST_STREAM", "LR_SCHEDULES", "train_rng", "test_rng"]
+
+TRAIN_STREAM = 1
+TEST_STREAM = 2
+LR_SCHEDULES = ("constant", "step", "cosine")
+GATES = "ifgo"
+
+
+def train_rng(seed: int, it: int) -> np.random.Generator:
+    """The generator of training batch ``it`` (0-based) of a run with ``seed``."""
+    return np.random.default_rng([seed, TRAIN_STREAM, it])
+
+
+def test_rng(seed: int) -> np.random.Generator:
+    """The generator of the held-out test set of a run with ``seed``."""
+    return np.random.default_rng([seed, TEST_STREAM])
+
+
+@dataclass
+class TrainConfig:
+    """All settings of one training run.
+
+    Task
+        ``task`` (registry name of :mod:`lstmlab.tasks`), ``task_args`` (its keyword arguments,
+        e.g. ``{"T": 150, "D_min": 30, "D_max": 60}``), ``test_task_args`` (overrides for the
+        test set only, e.g. a longer stream with ``required=1000`` as in the paper).
+    Model
+        A recurrent layer of ``hidden`` units with cell ``variant`` (a preset name, or a dict
+        of :class:`lstmlab.CellSpec` fields such as identity squashing) and a linear readout.
+        ``init``, ``forget_bias``, ``peephole_init`` go to ``ll.LSTM``; ``init_range`` rescales
+        the recurrent layer's uniform weights and biases to U(-r, r) (the paper's 0.1);
+        ``zero_bias`` starts every LSTM bias at 0 but the forget gate's (a quiet cell until
+        input arrives); ``identity_squash`` replaces the cell input and output tanh by the identity (the
+        paper's cell); ``gate_bias`` sets the summed bias of gate blocks (keys among
+        ``i f g o``) after initialisation; ``readout_bias`` sets the readout's bias; ``input_scale`` is a fixed gain on the input
+        (part of the model, the data are unchanged).
+    Optimisation
+        Adam (``lr``, ``betas``, ``eps``) on the per-step MSE, global-norm clipping at ``clip``
+        (0 disables), learning rate ``schedule``: ``constant``, ``step`` (times ``lr_gamma``
+        every ``lr_step`` iterations) or ``cosine`` (from ``lr`` to ``lr * lr_min_frac``),
+        after ``warmup`` iterations of linear warm-up.
+    Bookkeeping
+        ``eval_every`` iterations evaluate on ``eval_size`` held-out sequences;
+        ``checkpoint_every`` iterations save a checkpoint (0: only at the end).
+    """
+
+    task: str = "msd-pair"
+    task_args: dict = field(default_factory=lambda: {"T": 150, "D_min": 30, "D_max": 60})
+    test_task_args: dict = field(default_factory=dict)
+    variant: str | dict = "peephole"
+    hidden: int = 8
+    seed: int = 0
+    iters: int = 3000
+    batch: int = 32
+    lr: float = 5e-3
+    schedule: str = "step"
+    lr_step: int = 1500
+    lr_gamma: float = 0.5
+    lr_min_frac: float = 0.0
+    warmup: int = 0
+    clip: float = 1.0
+    betas: tuple = (0.9, 0.999)
+    eps: float = 1e-8
+    init: str = "uniform"
+    init_range: float | None = None
+    identity_squash: bool = False
+    zero_bias: bool = False
+    forget_bias: float | None = 1.0
+    peephole_init: str = "small"
+    gate_bias: dict = field(default_factory=dict)
+    readout_bias: float | None = None
+    input_scale: float = 1.0
+    eval_every: int = 250
+    eval_size: int = 512
+    checkpoint_every: int = 500
+    backend: str = "auto"
+    dtype: str = "float64"
+
+    def __post_init__(self):
+        self.betas = tuple(self.betas)
+        self.validate()
+
+    # -- checks -----------------------------------------------------------------------------
+    def validate(self) -> "TrainConfig":
+        """Raise ValueError naming the first bad field."""
+        def pos_int(name, minimum=1):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
+                raise ValueError(f"{name}: expected an integer >= {minimum}, got {v!r}")
+
+        for n in ("hidden", "iters", "batch", "eval_size"):
+            pos_int(n)
+        for n in ("seed", "lr_step", "warmup", "eval_every", "checkpoint_every"):
+            pos_int(n, 0)
+        if self.lr_step < 1:
+            raise ValueError(f"lr_step: expected an integer >= 1, got {self.lr_step!r}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr: expected a positive learning rate, got {self.lr!r}")
+        if self.schedule not in LR_SCHEDULES:
+            raise ValueError(f"schedule: expected one of {', '.join(LR_SCHEDULES)}, got {self.schedule!r}")
+        if not (isinstance(self.clip, (int, float)) and self.clip >= 0):
+            raise ValueError(f"clip: expected a number >= 0 (0 disables clipping), got {self.clip!r}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas: expected two numbers in [0, 1), got {self.betas!r}")
+        if not isinstance(self.task_args, dict) or not isinstance(self.test_task_args, dict):
+            raise ValueError("task_args: expected a dict of the task's keyword arguments")
+        bad = set(self.gate_bias) - set(GATES)
+        if bad:
+            raise ValueError(f"gate_bias: keys must be among i, f, g, o; got {sorted(bad)}")
+        if self.init_range is not None and not self.init_range > 0:
+            raise ValueError(f"init_range: expected a positive number or None, got {self.init_range!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype: expected float32 or float64, got {self.dtype!r}")
+        from ..core.spec import CellSpec, resolve_spec
+        if isinstance(self.variant, dict):
+            CellSpec.from_dict(self.variant)
+        elif self.variant not in ("gru", "rnn"):
+            resolve_spec(self.variant)
+        from ..tasks import TASKS
+        if self.task not in TASKS:
+            raise ValueError(f"task: expected one of {', '.join(TASKS)}, got {self.task!r}")
+        return self
+
+    # -- derived ------------------------------------------------------------------------------
+    @property
+    def variant_name(self) -> str:
+        return self.variant if isinstance(self.variant, str) else "custom"
+
+    def lr_at(self, it: int) -> float:
+        """Learning rate of iteration ``it`` (0-based): a pure function, so resume is exact."""
+        if self.warmup and it < self.warmup:
+            return self.lr * (it + 1) / self.warmup
+        if self.schedule == "constant":
+            return self.lr
+        if self.schedule == "step":
+            return self.lr * self.lr_gamma ** (it // self.lr_step)
+        span = max(self.iters - self.warmup, 1)
+        frac = min(max(it - self.warmup, 0) / span, 1.0)
+        lo = self.lr * self.lr_min_frac
+        return lo + 0.5 * (self.lr - lo) * (1.0 + math.cos(math.pi * frac))
+
+    def make_task(self, test: bool = False):
+        from ..tasks import make_task
+        args = dict(self.task_args)
+        if test:
+            args.update(self.test_task_args)
+        return make_task(self.task, **args)
+
+    # -- JSON ---------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+    def to_json(self, path=None) -> str:
+        s = json.dumps(self.to_dict(), indent=2, sort_keys=True)
+        if path is not None:
+            from ..core.io import atomic_write_bytes
+            atomic_write_bytes(path, [s.encode() + b"\n"])
+        return s
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"config: unknown field {unknown[0]!r}")
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, path_or_text) -> "TrainConfig":
+        text = path_or_text
+        if os.path.exists(str(path_or_text)):
+            with open(path_or_text) as f:
+                text = f.read()
+        return cls.from_dict(json.loads(text))
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,227 @@
+"""The training loop, readable top to bottom, with checkpoints and exact resume.
+
+A run folder holds::
+
+    config.json              the TrainConfig (rebuilds the run)
+    metrics.jsonl            one JSON record per evaluation: iter, lr, train_loss, grad_norm,
+                             test metrics of the task (mse, solve_rate, ...), wall_s
+    checkpoint.safetensors   params + Adam state + iteration (atomic; the last good one)
+    weights.safetensors      final params with the model config
+    summary.json             final metrics, status, wall time
+
+Resume is exact because everything a step uses is either in the checkpoint (params, Adam
+moments and step count) or a pure function of the config and the iteration number (the
+training batch ``train_rng(seed, i)``, the learning rate ``cfg.lr_at(i)``).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+
+import numpy as np
+
+from ..core.io import atomic_write_bytes, load_arrays, save_arrays
+from ..core.losses import mse_loss
+from ..core.optim import Adam, clip_global_norm
+from .config import TrainConfig, test_rng, train_rng
+from .model import SeqModel
+from .progress import Progress, show_progress
+
+__all__ = ["train", "TrainingDiverged", "evaluate", "load_run", "CHECKPOINT", "WEIGHTS"]
+
+CHECKPOINT = "checkpoint.safetensors"
+WEIGHTS = "weights.safetensors"
+
+
+class TrainingDiverged(RuntimeError):
+    """Raised when the loss or the weights become NaN or infinite."""
+
+
+def evaluate(model: SeqModel, task, batch) -> dict:
+    """The task's metrics (``mse``, ``solve_rate``, ...) of the model on a held-out batch."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        pred = model.predict(batch.x)
+        return {k: float(v) for k, v in task.evaluate(pred, batch).items()}
+
+
+def _write_json(path, obj) -> None:
+    atomic_write_bytes(path, [json.dumps(obj, indent=2, sort_keys=True).encode() + b"\n"])
+
+
+def _save_checkpoint(path, model, opt, cfg, it, wall_s, running=(0.0, 0.0, 0)) -> None:
+    arrays = {f"param/{k}": v for k, v in model.params.items()}
+    arrays.update({f"optim/{k}": np.asarray(v) for k, v in opt.state_dict().items()})
+    save_arrays(path, arrays, {"iter": it, "wall_s": wall_s, "running": list(running),
+                               "train_config": cfg.to_dict()})
+
+
+def _load_checkpoint(path, model, opt, cfg) -> tuple[int, float, tuple]:
+    arrays, meta = load_arrays(path)
+    saved = dict(meta.get("train_config", {}))
+    mine = cfg.to_dict()
+    diff = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k) and k != "iters")
+    if diff:
+        raise ValueError(f"resume: the checkpoint was made with a different config ({', '.join(diff)} differ)")
+    model.load_params({k[6:]: v for k, v in arrays.items() if k.startswith("param/")})
+    opt.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("optim/")})
+    running = tuple(meta.get("running", (0.0, 0.0, 0)))
+    return int(meta["iter"]), float(meta.get("wall_s", 0.0)), running
+
+
+def _truncate_metrics(path, last_iter: int) -> None:
+    """Keep the records up to ``last_iter`` (those after it will be written again)."""
+    if not os.path.exists(path):
+        return
+    keep = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line and json.loads(line)["iter"] <= last_iter:
+                keep.append(line + "\n")
+    atomic_write_bytes(path, [s.encode() for s in keep])
+
+
+def train(cfg: TrainConfig, out_dir=None, *, resume: bool = False, quiet: bool = False,
+          stop_after: int | None = None, label: str | None = None) -> dict:
+    """Train one model as ``cfg`` says; returns the summary (also written to summary.json).
+
+    Parameters
+    ----------
+    out_dir : run folder (created); None trains without writing anything.
+    resume : continue from ``out_dir/checkpoint.safetensors`` (same config required, ``iters``
+        may grow); the result is bit-identical to an uninterrupted run.
+    quiet : no progress bar (there is none anyway when stderr is not a terminal).
+    stop_after : stop, without saving, once this many iterations are done (simulates a kill).
+
+    Raises
+    ------
+    TrainingDiverged : the loss or weights became NaN/inf; the last good checkpoint is kept.
+    """
+    cfg.validate()
+    task, test_task = cfg.make_task(), cfg.make_task(test=True)
+    model = SeqModel(cfg, task.input_size, task.output_size)
+    opt = Adam(model.params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+    test_batch = test_task.sample(cfg.eval_size, test_rng(cfg.seed))
+
+    ckpt = metrics_path = None
+    start, wall_before, running = 0, 0.0, (0.0, 0.0, 0)
+    if out_dir is not None:
+        os.makedirs(out_dir, exist_ok=True)
+        ckpt = os.path.join(out_dir, CHECKPOINT)
+        metrics_path = os.path.join(out_dir, "metrics.jsonl")
+        if resume:
+            if not os.path.exists(ckpt):
+                raise ValueError(f"resume: no checkpoint in {out_dir}")
+            start, wall_before, running = _load_checkpoint(ckpt, model, opt, cfg)
+            _truncate_metrics(metrics_path, start)
+        else:
+            if os.path.exists(metrics_path):
+                os.unlink(metrics_path)
+            _save_checkpoint(ckpt, model, opt, cfg, 0, 0.0)      # a good state exists from the start
+        cfg.to_json(os.path.join(out_dir, "config.json"))
+    elif resume:
+        raise ValueError("resume: needs a run folder (out_dir)")
+
+    def log(record):
+        if metrics_path is not None:
+            with open(metrics_path, "a") as f:
+                f.write(json.dumps(record, sort_keys=True) + "\n")
+
+    t0 = time.perf_counter()
+    wall = lambda: wall_before + time.perf_counter() - t0  # noqa: E731
+    last_good = start
+    if start == 0:
+        log({"iter": 0, "lr": cfg.lr_at(0), "train_loss": None, "grad_norm": None,
+             **evaluate(model, test_task, test_batch), "wall_s": 0.0})
+    loss_sum, gnorm_sum, n_sum = running       # train loss / grad norm since the last evaluation
+    last = None
+    name = label or f"{cfg.task} {cfg.variant_name} seed {cfg.seed}"
+    with Progress(cfg.iters, name, enabled=show_progress(quiet), start=start) as bar:
+        for it in range(start, cfg.iters):
+            if stop_after is not None and it >= stop_after:
+                return {"status": "stopped", "iters": it}
+            # one step: batch i is a pure function of (seed, i)
+            opt.lr = cfg.lr_at(it)
+            batch = task.sample(cfg.batch, train_rng(cfg.seed, it))
+            with np.errstate(over="ignore", invalid="ignore"):
+                pred, cache = model.forward(batch.x)                      # (T, B, K)
+                loss, dpred = mse_loss(pred, batch.y, batch.mask)
+                if not (math.isfinite(loss) and np.isfinite(dpred).all()):
+                    _diverged(out_dir, cfg, it, loss, last_good, wall())
+                grads = model.backward(dpred, cache)
+                gnorm = clip_global_norm(grads, cfg.clip) if cfg.clip > 0 else \
+                    float(np.sqrt(sum(float((g * g).sum()) for g in grads.values())))
+                if not math.isfinite(gnorm):
+                    _diverged(out_dir, cfg, it, gnorm, last_good, wall())
+                opt.step(grads)
+            loss_sum, gnorm_sum, n_sum = loss_sum + loss, gnorm_sum + gnorm, n_sum + 1
+            done = it + 1
+            if done % max(cfg.eval_every, 1) == 0 or done == cfg.iters:
+                if not all(np.isfinite(p).all() for p in model.params.values()):
+                    _diverged(out_dir, cfg, it, float("nan"), last_good, wall())
+                last = {"iter": done, "lr": opt.lr, "train_loss": loss_sum / n_sum,
+                        "grad_norm": gnorm_sum / n_sum, **evaluate(model, test_task, test_batch),
+                        "wall_s": round(wall(), 3)}
+                if not math.isfinite(last["mse"]):
+                    _diverged(out_dir, cfg, it, last["mse"], last_good, wall())
+                log(last)
+                loss_sum, gnorm_sum, n_sum = 0.0, 0.0, 0
+                bar.update(done, f"loss {last['train_loss']:.2e} test mse {last['mse']:.2e} "
+                                 f"solve {last['solve_rate']:.3f}", force=True)
+            else:
+                bar.update(done, f"loss {loss:.2e}")
+            if ckpt is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0 \
+                    and done < cfg.iters:
+                if all(np.isfinite(p).all() for p in model.params.values()):
+                    _save_checkpoint(ckpt, model, opt, cfg, done, wall(), (loss_sum, gnorm_sum, n_sum))
+                    last_good = done
+
+    if last is None:                                      # resumed a finished run
+        last = {"iter": cfg.iters, **evaluate(model, test_task, test_batch), "wall_s": wall()}
+    summary = {"status": "done", "task": cfg.task, "variant": cfg.variant_name, "seed": cfg.seed,
+               "iters": cfg.iters, "wall_s": round(wall(), 3),
+               **{k: v for k, v in last.items() if k not in ("iter", "wall_s")}}
+    if out_dir is not None:
+        _save_checkpoint(ckpt, model, opt, cfg, cfg.iters, wall())
+        save_arrays(os.path.join(out_dir, WEIGHTS), model.params,
+                    {"model": model.config(), "train_config": cfg.to_dict()})
+        _write_json(os.path.join(out_dir, "summary.json"), summary)
+    summary["params"] = model.params
+    return summary
+
+
+def _diverged(out_dir, cfg, it, loss, last_good, wall_s):
+    where = ""
+    if out_dir is not None:
+        where = (f"; the last good checkpoint (iteration {last_good}) is kept in "
+                 f"{os.path.join(out_dir, CHECKPOINT)}")
+        _write_json(os.path.join(out_dir, "summary.json"),
+                    {"status": "diverged", "task": cfg.task, "variant": cfg.variant_name,
+                     "seed": cfg.seed, "diverged_at": it, "last_good_iter": last_good,
+                     "wall_s": round(wall_s, 3)})
+    raise TrainingDiverged(f"training diverged at iteration {it} (loss {loss}): try a smaller --lr "
+                           f"(now {cfg.lr:g}) or --clip{where}")
+
+
+def load_run(run_dir) -> dict:
+    """What a finished run folder holds: config, metrics (list), summary, model (weights loaded)."""
+    cfg = TrainConfig.from_json(os.path.join(run_dir, "config.json"))
+    metrics = []
+    mp = os.path.join(run_dir, "metrics.jsonl")
+    if os.path.exists(mp):
+        with open(mp) as f:
+            metrics = [json.loads(line) for line in f if line.strip()]
+    summary = {}
+    sp = os.path.join(run_dir, "summary.json")
+    if os.path.exists(sp):
+        with open(sp) as f:
+            summary = json.load(f)
+    task = cfg.make_task()
+    model = SeqModel(cfg, task.input_size, task.output_size)
+    wp = os.path.join(run_dir, WEIGHTS)
+    if os.path.exists(wp):
+        arrays, _ = load_arrays(wp)
+        model.load_params(arrays)
+    return {"config": cfg, "metrics": metrics, "summary": summary, "model": model, "task": task}

@@ -1,0 +1,393 @@
+"""Gers, Schraudolph & Schmidhuber (2002), "Learning Precise Timing with LSTM Recurrent Networks".
+
+``reproduce()`` (``lstmlab reproduce gers2002``) trains peephole and plain LSTMs on ``msd-pair``
+(the npow reproduction's task) over several seeds, in parallel, and writes to its folder::
+
+    results.json        one record per run: task, variant, seed, test_mse, solve_rate, iters, wall_s, ...
+    report.md           per-seed table, mean +- std, beside the paper's and npow's numbers
+    figures/            training curves, sample predictions, peephole cell-state heatmap
+    runs/<name>/        one run folder per run (config.json, metrics.jsonl, weights, ...)
+
+Options add the sweep over sequence length T (intervals scaled with T) and the paper's own
+tasks msd, gts, pfg with the paper's one-cell network (see docs/gers2002_setup.md).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+
+import numpy as np
+
+from ..core.io import atomic_write_bytes
+from ..train.config import TrainConfig
+from .runner import default_jobs, run_configs
+
+__all__ = ["recipe_config", "npow_config", "paper_task_config", "reproduce", "NPOW", "PAPER",
+           "RECIPES", "VARIANTS", "SWEEP_T", "write_report"]
+
+VARIANTS = ("peephole", "lstm")
+SWEEP_T = (150, 300, 600, 1000)
+
+# --------------------------------------------------------------------------------------------
+# Published numbers
+# --------------------------------------------------------------------------------------------
+
+#: The npow reproduction (timing-counting-spikes README): T=150, D in [30, 60], H=8, batch 32,
+#: Adam lr 5e-3 halved every 1500 iterations, clip 1.0, forget bias 1.0, 3000 iterations,
+#: 512 held-out sequences. Per seed: (peephole MSE, lstm MSE, peephole solve, lstm solve).
+NPOW = {
+    "source": "npow reproduction, timing-counting-spikes README (cybertronai schmidhuber-problems)",
+    "seeds": {0: (0.00347, 0.00400, 0.668, 0.600), 1: (0.00046, 0.00100, 1.000, 1.000),
+              2: (0.00137, 0.00107, 0.900, 1.000), 3: (0.00209, 0.00293, 0.865, 0.645),
+              4: (0.00073, 0.00239, 1.000, 0.904), 5: (0.00204, 0.00059, 0.965, 1.000),
+              6: (0.00257, 0.00156, 0.766, 0.959)},
+    "mean7": {"peephole": {"test_mse": 0.00182, "solve_rate": 0.881},
+              "lstm": {"test_mse": 0.00193, "solve_rate": 0.873}},
+    "headline_seed4": {"peephole": {"test_mse": 0.00073, "solve_rate": 0.998},
+                       "lstm": {"test_mse": 0.00240, "solve_rate": 0.900}},
+}
+
+#: What the paper states for its own tasks (from docs/gers2002_setup.md; the paper reports
+#: successes over 10 trials and no msd-pair numbers).
+PAPER = {
+    "msd-pair": "not a task of the paper (it is the npow reproduction's task); the paper's claim is "
+                "that only LSTM with peephole connections learns precise timing",
+    "msd": "peephole LSTM (1 cell, identity squashing) learns to tell intervals F and F+1 apart, "
+           "e.g. 49 vs 50 steps; training criterion 100 consecutive correct spikes, test 1000",
+    "gts": "only the peephole LSTM generates the timed spike streams; no resets, no teacher forcing",
+    "pfg": "peephole LSTM learns cos, tri and rect with F in {10, 25} (cos F=25: RMSE about 0.17); "
+           "without peepholes only cos with F=10 was learned, slowly",
+}
+
+# --------------------------------------------------------------------------------------------
+# Configurations
+# --------------------------------------------------------------------------------------------
+
+
+def _msd_pair_args(T: int) -> dict:
+    if T == 150:
+        return {"T": 150, "D_min": 30, "D_max": 60}
+    return {"T": T, "scale_intervals": True}
+
+
+def npow_config(variant: str, seed: int, iters: int = 3000, T: int = 150, **over) -> TrainConfig:
+    """The npow reproduction's recipe: Adam 5e-3 halved at 1500, clip 1, forget bias 1."""
+    base = dict(task="msd-pair", task_args=_msd_pair_args(T), variant=variant, seed=seed,
+                hidden=8, batch=32, iters=iters, lr=5e-3, schedule="step",
+                lr_step=max(iters // 2, 1), lr_gamma=0.5, clip=1.0, forget_bias=1.0,
+                peephole_init="small", eval_every=max(iters // 30, min(iters, 10)), eval_size=512,
+                checkpoint_every=max(iters // 6, 1))
+    base.update(over)
+    return TrainConfig(**base)
+
+
+#: Our recipe for msd-pair (see docs/gers2002_recipe.md for the search that led to it).
+RECIPE = dict(init_range=0.1, zero_bias=True, forget_bias=2.0, readout_bias=0.0, lr=1e-2,
+              schedule="cosine", warmup=100, lr_min_frac=0.0, clip=1.0)
+
+
+def recipe_config(variant: str, seed: int, iters: int = 3000, T: int = 150, **over) -> TrainConfig:
+    """lstmlab's recipe for msd-pair at the npow scale (H=8, batch 32); see :data:`RECIPE`."""
+    return npow_config(variant, seed, iters, T, **{**RECIPE, "warmup": min(100, max(iters // 30, 1)), **over})
+
+
+RECIPES = {"ours": recipe_config, "npow": npow_config}
+
+#: The paper's network (docs/gers2002_setup.md): one cell, identity cell input/output squashing,
+#: gate biases i 0, f -2, o +2, weights U(-0.1, 0.1). Training is ours (Adam, BPTT, batches).
+PAPER_TASKS = {
+    "msd": dict(task_args={"F": 10, "delays": [0, 1], "n_spikes": 100},
+                test_task_args={"n_spikes": 1000, "required": 1000}),
+    "gts": dict(task_args={"F": 10, "delays": [0], "n_spikes": 100},
+                test_task_args={"n_spikes": 1000, "required": 1000}),
+    "pfg": dict(task_args={"waveform": "cos", "F": 10, "n_periods": 100},
+                test_task_args={"n_periods": 1000, "required": 1000}),
+}
+
+
+def paper_task_config(task: str, variant: str, seed: int, iters: int = 1500, **over) -> TrainConfig:
+    """The paper's one-cell network on msd, gts or pfg, trained with Adam + BPTT."""
+    if task not in PAPER_TASKS:
+        raise ValueError(f"task: expected one of {', '.join(PAPER_TASKS)}, got {task!r}")
+    base = dict(task=task, **PAPER_TASKS[task], variant=variant, seed=seed, hidden=1, batch=16,
+                iters=iters, lr=1e-2, schedule="cosine", warmup=50, clip=1.0,
+                identity_squash=True, init_range=0.1, forget_bias=None,
+                gate_bias={"i": 0.0, "f": -2.0, "o": 2.0}, eval_every=max(iters // 15, 1),
+                eval_size=8, checkpoint_every=max(iters // 5, 1))
+    base.update(over)
+    return TrainConfig(**base)
+
+
+# --------------------------------------------------------------------------------------------
+# The reproduction
+# --------------------------------------------------------------------------------------------
+
+
+def _record(r: dict, experiment: str, T: int | None = None) -> dict:
+    rec = {"task": r["task"], "variant": r["variant"], "seed": r["seed"],
+           "test_mse": r.get("mse", float("nan")), "solve_rate": r.get("solve_rate", 0.0),
+           "iters": r["iters"], "wall_s": r.get("wall_s", float("nan")),
+           "experiment": experiment, "status": r.get("status"), "run_dir": r["run_dir"]}
+    for k in ("within1_rate", "timing_error", "consecutive_mean", "spike_accuracy",
+              "period_accuracy", "rmse"):
+        if k in r:
+            rec[k] = r[k]
+    if T is not None:
+        rec["T"] = T
+    return rec
+
+
+def reproduce(out: str, seeds=range(10), iters: int = 3000, jobs: int | None = None,
+              recipe: str = "ours", sweep_T: bool = False, T_values=SWEEP_T,
+              sweep_seeds=None, sweep_iters: int | None = None, paper_tasks: bool = False,
+              paper_seeds=range(3), paper_iters: int = 1500, figures: bool = True,
+              quiet: bool = False, log=print) -> list[dict]:
+    """Run the reproduction into ``out``; returns the records written to results.json."""
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe: expected one of {', '.join(RECIPES)}, got {recipe!r}")
+    make = RECIPES[recipe]
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("seeds: expected at least one seed")
+    jobs = default_jobs() if jobs is None else jobs
+    os.makedirs(out, exist_ok=True)
+    t0 = time.perf_counter()
+
+    def main_dir(v, s, T=150):
+        return os.path.join(out, "runs", f"msd-pair-T{T}-{v}-s{s}")
+
+    work, tags = [], []
+    for s in seeds:
+        for v in VARIANTS:
+            work.append((main_dir(v, s), make(v, s, iters)))
+            tags.append(("main", 150))
+    if sweep_T:
+        for T in T_values:
+            for s in (list(sweep_seeds) if sweep_seeds is not None else seeds):
+                for v in VARIANTS:
+                    it = sweep_iters or iters
+                    cfg = make(v, s, it, T=T)
+                    work.append((main_dir(v, s, T) if T != 150 or it != iters
+                                 else main_dir(v, s), cfg))
+                    tags.append(("sweep-T", T))
+    if paper_tasks:
+        for task in PAPER_TASKS:
+            for s in paper_seeds:
+                for v in VARIANTS:
+                    work.append((os.path.join(out, "runs", f"{task}-{v}-s{s}"),
+                                 paper_task_config(task, v, s, paper_iters)))
+                    tags.append(("paper-tasks", None))
+    unique: dict[str, TrainConfig] = {}
+    for d, c in work:                         # a sweep point may be a main run: train it once
+        unique.setdefault(d, c)
+    log(f"gers2002: {len(unique)} runs on {jobs} process(es) into {out}")
+    done = dict(zip(unique, run_configs(list(unique.items()), jobs=jobs, quiet=quiet, label="gers2002")))
+    records = [_record(done[d], e, T) for (d, _), (e, T) in zip(work, tags)]
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(records, f, indent=2)
+    figs = {}
+    if figures:
+        figs = _figures(out, records, seeds, log)
+    write_report(out, records, recipe=recipe, figures=figs, wall_s=time.perf_counter() - t0,
+                 jobs=jobs)
+    log(f"gers2002: wrote {os.path.join(out, 'results.json')} and {os.path.join(out, 'report.md')} "
+        f"({time.perf_counter() - t0:.0f} s)")
+    return records
+
+
+def _figures(out, records, seeds, log) -> dict:
+    from ..viz import have_matplotlib
+    if not have_matplotlib():
+        log("gers2002: matplotlib is not installed: figures skipped (pip install 'lstmlab[plot]')")
+        return {}
+    from ..viz import plot_cell_state, plot_predictions, plot_training_curves
+    fdir = os.path.join(out, "figures")
+    os.makedirs(fdir, exist_ok=True)
+    main = [r for r in records if r["experiment"] == "main" and r["status"] == "done"]
+    runs = {v: [r["run_dir"] for r in main if r["variant"] == v] for v in VARIANTS}
+    figs = {}
+    try:
+        figs["curves"] = plot_training_curves(runs, os.path.join(fdir, "training_curves.png"),
+                                              "msd-pair (T=150, D in [30, 60], H=8): test MSE and solve rate")
+        s0 = seeds[0]
+        pair = {v: r["run_dir"] for r in main for v in VARIANTS if r["variant"] == v and r["seed"] == s0}
+        if len(pair) == 2:
+            figs["predictions"] = plot_predictions(pair, os.path.join(fdir, "predictions.png"))
+            figs["cell_state"] = plot_cell_state(pair["peephole"], os.path.join(fdir, "cell_state.png"))
+    except Exception as e:  # a figure must never lose the numbers
+        log(f"gers2002: a figure failed ({type(e).__name__}: {e}); the numbers are unaffected")
+    return {k: os.path.relpath(v, out) for k, v in figs.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# The report
+# --------------------------------------------------------------------------------------------
+
+
+def _ms(values) -> str:
+    v = np.asarray([x for x in values if x == x], dtype=float)
+    if v.size == 0:
+        return "n/a"
+    return f"{v.mean():.3f} ± {v.std(ddof=1) if v.size > 1 else 0.0:.3f}"
+
+
+def _ms_e(values) -> str:
+    v = np.asarray([x for x in values if x == x], dtype=float)
+    if v.size == 0:
+        return "n/a"
+    return f"{v.mean():.2e} ± {v.std(ddof=1) if v.size > 1 else 0.0:.1e}"
+
+
+RECIPE_NOTES = """\
+With the npow recipe (PyTorch-style init U(-0.35, 0.35) for every weight and bias, forget bias 1,
+Adam 5e-3 halved at 1500, clip 1) our peephole runs stay on the trivial plateau (output about
+1/150 everywhere, test MSE 6.5e-3) for all 3000 iterations: solve rates 0.047, 0.037, 0.209,
+0.029 on seeds 0-3. A larger forget bias (3 or 5), a stronger input (gain 3 or 5), Xavier init,
+larger or scheduled learning rates did not change that (seed 0: 0.02-0.14 after 1500 iterations).
+
+**What made the difference is a small, quiet initialisation**: every LSTM weight U(-0.1, 0.1)
+(the paper's own init range) and every LSTM bias 0 except the forget gate's, readout bias 0.
+The cells then rest at c = h = 0 until the first input spike, so the spike starts the clock;
+with random cell-input biases every cell drifts from t = 0 and the network must first unlearn
+the drift. That change alone took seed 0 from 0.07 to 0.96 (1500 iterations) and, with forget
+bias 3 and lr 1e-2 cosine, gave a 10-seed mean of 0.868 (eight seeds >= 0.85, seed 0 at 0.06).
+The remaining failures were late or missed escapes from the plateau. One-lever changes that
+speed the escape (peak lr 2e-2, Adam beta2 0.99, init U(-0.05, 0.05), forget bias 2) each solved
+the three hardest seeds; on all 10 seeds, lr 2e-2 still lost one seed (mean 0.898, seed 8 at
+0.018), while forget bias 2 (the recipe above) gave the table above. A seed's outcome is
+chaotic: rounding differences between the compiled and the NumPy path (1e-15 per step) change
+single seeds' numbers, so judge a recipe by its 10-seed mean and minimum, not by one seed.
+Every configuration and number: docs/gers2002_recipe.md.
+"""
+
+
+def write_report(out: str, records: list[dict], recipe: str = "ours", figures: dict | None = None,
+                 wall_s: float | None = None, jobs: int | None = None) -> str:
+    figures = figures or {}
+    main = [r for r in records if r["experiment"] == "main"]
+    by = {(r["variant"], r["seed"]): r for r in main}
+    seeds = sorted({r["seed"] for r in main})
+    cfg_example = (RECIPES[recipe])("peephole", seeds[0] if seeds else 0,
+                                    main[0]["iters"] if main else 3000)
+    L = []
+    L.append("# Gers, Schraudolph & Schmidhuber (2002): peephole LSTM and precise timing\n")
+    L.append(f"Reproduction by `lstmlab reproduce gers2002` ({'our' if recipe == 'ours' else 'the npow'} "
+             f"recipe), {len(seeds)} seeds × {len(VARIANTS)} variants, "
+             f"{main[0]['iters'] if main else '?'} iterations each"
+             + (f"; total wall time {wall_s:.0f} s on {jobs} process(es), {platform.machine()}" if wall_s else "")
+             + ".\n")
+    L.append("## Task and recipe\n")
+    L.append("`msd-pair` (the npow task): T = 150, one input channel with spikes at t1 and t2 = t1 + D, "
+             "D uniform in [30, 60], target a single 1.0 at t1 + 2D, per-step MSE, scalar linear readout. "
+             "A test sequence is solved when the argmax of the output after t2 is exactly t1 + 2D; the solve "
+             f"rate is over {cfg_example.eval_size} held-out sequences from a separate test stream.\n")
+    L.append(f"Model: one LSTM layer of H = {cfg_example.hidden} cells (`peephole`: Gers 2002 cell with "
+             "w_ci, w_cf, w_co; `lstm`: the same cell without them; both with forget gate and tanh "
+             "squashing) and a linear readout. The two variants of one seed share every initial weight "
+             "except the peephole vectors, and see the same training batches.\n")
+    L.append("| setting | value |\n|---|---|")
+    for k in ("batch", "lr", "schedule", "warmup", "lr_step", "lr_gamma", "clip", "betas",
+              "init", "init_range", "zero_bias", "forget_bias", "peephole_init", "readout_bias",
+              "eval_size"):
+        L.append(f"| {k} | {getattr(cfg_example, k)} |")
+    L.append("")
+    L.append("## Results (msd-pair, T = 150)\n")
+    L.append("| seed | peephole solve | peephole MSE | lstm solve | lstm MSE |\n|---:|---:|---:|---:|---:|")
+    for s in seeds:
+        p, q = by.get(("peephole", s), {}), by.get(("lstm", s), {})
+        L.append(f"| {s} | {p.get('solve_rate', float('nan')):.3f} | {p.get('test_mse', float('nan')):.2e} "
+                 f"| {q.get('solve_rate', float('nan')):.3f} | {q.get('test_mse', float('nan')):.2e} |")
+    col = lambda v, k: [by[(v, s)][k] for s in seeds if (v, s) in by]  # noqa: E731
+    L.append(f"| **mean ± std** | **{_ms(col('peephole', 'solve_rate'))}** | {_ms_e(col('peephole', 'test_mse'))} "
+             f"| **{_ms(col('lstm', 'solve_rate'))}** | {_ms_e(col('lstm', 'test_mse'))} |")
+    mins = {v: min(col(v, "solve_rate"), default=float("nan")) for v in VARIANTS}
+    L.append(f"| min | {mins['peephole']:.3f} | | {mins['lstm']:.3f} | |\n")
+    L.append("### Beside the published numbers\n")
+    L.append("| source | seeds | peephole solve | peephole MSE | lstm solve | lstm MSE |\n|---|---|---:|---:|---:|---:|")
+    L.append(f"| lstmlab (this run) | {len(seeds)} | {_ms(col('peephole', 'solve_rate'))} | "
+             f"{_ms_e(col('peephole', 'test_mse'))} | {_ms(col('lstm', 'solve_rate'))} | {_ms_e(col('lstm', 'test_mse'))} |")
+    n7 = NPOW["seeds"]
+    L.append(f"| npow reproduction, 7-seed sweep | 0-6 | {_ms([v[2] for v in n7.values()])} | "
+             f"{_ms_e([v[0] for v in n7.values()])} | {_ms([v[3] for v in n7.values()])} | "
+             f"{_ms_e([v[1] for v in n7.values()])} |")
+    h = NPOW["headline_seed4"]
+    L.append(f"| npow reproduction, headline | 4 | {h['peephole']['solve_rate']:.3f} | "
+             f"{h['peephole']['test_mse']:.2e} | {h['lstm']['solve_rate']:.3f} | {h['lstm']['test_mse']:.2e} |")
+    L.append(f"| Gers et al. 2002 | - | - | - | - | - |\n")
+    L.append(f"The paper has no msd-pair numbers: {PAPER['msd-pair']}. The npow README reports single "
+             "seeds as low as 0.668 (peephole) and 0.600 (lstm); its seed-4 headline run collapsed to a "
+             "solve rate of 0.08 when rerun on our machines.\n")
+    L.append("## What made the difference\n")
+    L.append(RECIPE_NOTES)
+    if figures:
+        L.append("## Figures\n")
+        for key, cap in (("curves", "Training curves: test MSE and solve rate, mean over seeds, band min-max."),
+                         ("predictions", "Held-out sequences: input spikes, target, both models' outputs."),
+                         ("cell_state", "Peephole model: cell states c_t over one sequence (longest D).")):
+            if key in figures:
+                L.append(f"![{key}]({figures[key]})\n\n{cap}\n")
+    sweep = [r for r in records if r["experiment"] == "sweep-T"]
+    if sweep:
+        L.append("## Sweep over T (intervals scaled with T)\n")
+        L.append("Does only the peephole LSTM learn precise timing at longer time lags? D range = "
+                 "[30, 60] × T/150. Solve rate (exact step), mean ± std over seeds; min in brackets.\n")
+        L.append("| T | D range | seeds | iters | peephole solve | lstm solve | peephole MSE | lstm MSE |\n"
+                 "|---:|---|---:|---:|---:|---:|---:|---:|")
+        for T in sorted({r["T"] for r in sweep}):
+            rs = [r for r in sweep if r["T"] == T]
+            sv = lambda v, k: [r[k] for r in rs if r["variant"] == v]  # noqa: E731
+            dmin, dmax = round(30 * T / 150), round(60 * T / 150)
+            L.append(f"| {T} | [{dmin}, {dmax}] | {len({r['seed'] for r in rs})} | {rs[0]['iters']} | "
+                     f"{_ms(sv('peephole', 'solve_rate'))} ({min(sv('peephole', 'solve_rate')):.2f}) | "
+                     f"{_ms(sv('lstm', 'solve_rate'))} ({min(sv('lstm', 'solve_rate')):.2f}) | "
+                     f"{_ms_e(sv('peephole', 'test_mse'))} | {_ms_e(sv('lstm', 'test_mse'))} |")
+        L.append("")
+    paper = [r for r in records if r["experiment"] == "paper-tasks"]
+    if paper:
+        L.append("## The paper's tasks: msd, gts, pfg\n")
+        L.append("The paper's network (docs/gers2002_setup.md): one memory block with one cell, identity "
+                 "cell input and output squashing, gate biases i 0 / f -2 / o +2, weights U(-0.1, 0.1). "
+                 "Test: one stream of 1000 events per test sequence; solved = 1000 consecutive correct "
+                 "events (|error| < 0.49 for spikes, < 0.3 for pfg).\n")
+        L.append("| task | variant | seeds | iters | solve rate (1000 in test) | consecutive correct (mean) | "
+                 "test MSE | paper |\n|---|---|---:|---:|---:|---:|---:|---|")
+        for task in PAPER_TASKS:
+            for v in VARIANTS:
+                rs = [r for r in paper if r["task"] == task and r["variant"] == v]
+                if rs:
+                    L.append(f"| {task} | {v} | {len(rs)} | {rs[0]['iters']} | {_ms([r['solve_rate'] for r in rs])} | "
+                             f"{np.mean([r.get('consecutive_mean', float('nan')) for r in rs]):.1f} | "
+                             f"{_ms_e([r['test_mse'] for r in rs])} | {PAPER[task] if v == 'peephole' else ''} |")
+        L.append("")
+    L.append("## Deviations from the paper\n")
+    L.append(DEVIATIONS)
+    text = "\n".join(L) + "\n"
+    atomic_write_bytes(os.path.join(out, "report.md"), [text.encode()])
+    return text
+
+
+DEVIATIONS = """\
+- **Task.** The headline task is msd-pair (two spikes, answer after the same delay) from the npow
+  reproduction, not one of the paper's tasks; the paper's msd, gts, pfg run with `--paper-tasks`.
+- **Network for msd-pair.** 8 cells with tanh squashing and a linear readout (npow scale), not
+  the paper's single cell with identity squashing. The paper-task runs use the paper's cell.
+- **Baseline.** Our `lstm` is the forget-gate LSTM (Gers, Schmidhuber & Cummins 2000) without
+  peepholes: it differs from `peephole` only by the three peephole vectors and shares every other
+  initial weight. The 1997 cell without forget gate (`nfg` minus peepholes) is not run here.
+- **Initialisation (msd-pair).** Our recipe uses the paper's weight range U(-0.1, 0.1) and zero
+  biases except the forget gate (2.0); peephole vectors start N(0, 0.1^2).
+- **Paper-task runs.** The paper's cell, but a linear readout (the paper: sigmoid for msd/gts with
+  delays in {0, 1}), full BPTT including error flow through the peepholes (the paper: truncated,
+  none through the peepholes), batches of 16 training streams of 100 events, and a budget of
+  `--paper-iters` batches (about 10^4 streams against the paper's up to 10^7); the test uses
+  8 streams of 1000 events each.
+- **Training.** Adam on full BPTT gradients, minibatches of sequences, global-norm clipping and a
+  learning-rate schedule, instead of the paper's online truncated RTRL-style updates with
+  momentum at lr 1e-5 and no error flow through the peepholes.
+- **Data.** Training batches are drawn fresh every iteration (batch i from `default_rng([seed, 1, i])`)
+  and the test set from a separate stream, instead of the paper's streams that stop at the
+  first error; the paper's budget (up to 10^7 streams) is far beyond ours.
+"""

@@ -1,0 +1,92 @@
+"""Run many training configs, in parallel on a local process pool, each in its own run folder.
+
+A run whose folder already holds a finished run with the same config is reused; one with a
+checkpoint of the same config (a killed run) is resumed; anything else starts fresh.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import time
+
+from ..train.config import TrainConfig
+from ..train.loop import CHECKPOINT, TrainingDiverged, train
+from ..train.progress import Progress, show_progress
+
+__all__ = ["run_configs", "default_jobs"]
+
+
+def default_jobs() -> int:
+    """Processes to use by default: one per core this process may run on."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:
+        return max(os.cpu_count() or 1, 1)
+
+
+def _same_config(run_dir: str, cfg: TrainConfig) -> bool:
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.exists(path):
+        return False
+    try:
+        with open(path) as f:
+            return json.load(f) == cfg.to_dict()
+    except (OSError, ValueError):
+        return False
+
+
+def _run_one(job) -> dict:
+    run_dir, cfg_dict = job
+    cfg = TrainConfig.from_dict(cfg_dict)
+    base = {"run_dir": run_dir, "task": cfg.task, "variant": cfg.variant_name, "seed": cfg.seed,
+            "iters": cfg.iters}
+    summary_path = os.path.join(run_dir, "summary.json")
+    if _same_config(run_dir, cfg) and os.path.exists(summary_path):
+        with open(summary_path) as f:
+            s = json.load(f)
+        if s.get("status") == "done":
+            return {**base, **s, "reused": True}
+    resume = _same_config(run_dir, cfg) and os.path.exists(os.path.join(run_dir, CHECKPOINT))
+    t0 = time.perf_counter()
+    try:
+        s = train(cfg, run_dir, resume=resume, quiet=True)
+    except TrainingDiverged as e:
+        return {**base, "status": "diverged", "error": str(e), "mse": float("nan"),
+                "solve_rate": 0.0, "wall_s": time.perf_counter() - t0}
+    s.pop("params", None)
+    return {**base, **s}
+
+
+def run_configs(jobs_list: list[tuple[str, TrainConfig]], jobs: int | None = None,
+                quiet: bool = False, label: str = "runs") -> list[dict]:
+    """Train every (run_dir, config) pair; ``jobs`` processes (default: all cores).
+
+    Returns one summary dict per run, in the order given.
+    """
+    jobs = default_jobs() if jobs is None else max(int(jobs), 1)
+    work = [(d, c.to_dict()) for d, c in jobs_list]
+    results: list[dict | None] = [None] * len(work)
+    with Progress(len(work), label, enabled=show_progress(quiet)) as bar:
+        if jobs == 1 or len(work) == 1:
+            for i, w in enumerate(work):
+                results[i] = _run_one(w)
+                bar.update(i + 1, f"last: {_short(results[i])}", force=True)
+        else:
+            ctx = mp.get_context("fork") if hasattr(os, "fork") else mp.get_context()
+            with ctx.Pool(min(jobs, len(work))) as pool:
+                done = 0
+                for i, r in pool.imap_unordered(_indexed, list(enumerate(work))):
+                    results[i] = r
+                    done += 1
+                    bar.update(done, f"last: {_short(r)}", force=True)
+    return results  # type: ignore[return-value]
+
+
+def _indexed(iw):
+    i, w = iw
+    return i, _run_one(w)
+
+
+def _short(r: dict) -> str:
+    return f"{r['variant']} seed {r['seed']} solve {r.get('solve_rate', float('nan')):.3f}"

@@ -1,0 +1,49 @@
+"""Tests of the Gers 2002 reproduction with tiny settings."""
+import json
+import os
+
+import pytest
+
+from lstmlab.cli import main
+from lstmlab.experiments import gers2002
+
+KEYS = {"task", "variant", "seed", "test_mse", "solve_rate", "iters", "wall_s"}
+
+
+def test_recipes_share_scale_and_differ_only_by_variant():
+    p, q = gers2002.recipe_config("peephole", 3), gers2002.recipe_config("lstm", 3)
+    assert p.task_args == {"T": 150, "D_min": 30, "D_max": 60}
+    assert (p.hidden, p.batch, p.iters) == (8, 32, 3000)
+    dp, dq = p.to_dict(), q.to_dict()
+    assert {k for k in dp if dp[k] != dq[k]} == {"variant"}
+    n = gers2002.npow_config("peephole", 0)
+    assert (n.lr, n.schedule, n.lr_step, n.clip, n.forget_bias) == (5e-3, "step", 1500, 1.0, 1.0)
+
+
+def test_paper_task_configs_use_the_papers_cell():
+    for task in ("msd", "gts", "pfg"):
+        c = gers2002.paper_task_config(task, "peephole", 0, iters=4)
+        assert c.hidden == 1 and c.identity_squash and c.gate_bias == {"i": 0.0, "f": -2.0, "o": 2.0}
+        assert c.test_task_args["required"] == 1000
+
+
+def test_reproduce_tiny_writes_results_report_and_figures(tmp_path):
+    out = tmp_path / "g"
+    rc = main(["reproduce", "gers2002", "--iters", "20", "--seeds", "0-1", "--out", str(out),
+               "--quiet", "--jobs", "2"])
+    assert rc == 0
+    recs = json.loads((out / "results.json").read_text())
+    assert isinstance(recs, list) and len(recs) == 4
+    assert all(KEYS <= set(r) for r in recs)
+    assert {(r["variant"], r["seed"]) for r in recs} == {(v, s) for v in ("peephole", "lstm") for s in (0, 1)}
+    assert all(r["iters"] == 20 and r["task"] == "msd-pair" and 0 <= r["solve_rate"] <= 1 for r in recs)
+    report = (out / "report.md").read_text()
+    assert "mean ± std" in report and "npow" in report and "0.881" in report
+    for f in ("training_curves.png", "predictions.png", "cell_state.png"):
+        assert (out / "figures" / f).stat().st_size > 1000, f
+        assert f"figures/{f}" in report
+    # a second call reuses the finished runs (same numbers, no retraining)
+    rc = main(["reproduce", "gers2002", "--iters", "20", "--seeds", "0-1", "--out", str(out),
+               "--quiet", "--jobs", "1", "--no-figures"])
+    again = json.loads((out / "results.json").read_text())
+    assert [r["test_mse"] for r in again] == [r["test_mse"] for r in recs]

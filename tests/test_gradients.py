@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 
 import lstmlab as ll
-from lstmlab.core.gradcheck import SUITE_LAYOUTS, _rel_error, gradcheck_suite
+from lstmlab.core.gradcheck import SUITE_LAYOUTS, gradcheck_suite
+from lstmlab.core.gradcheck import numeric_gradient as _numeric
+from lstmlab.core.gradcheck import rel_error as _rel_error
 from lstmlab.core.spec import PRESETS
 
 from conftest import randomize
@@ -48,20 +50,6 @@ def test_gradcheck_with_dropout_between_layers(rng):
     y0, _, c0 = m.forward(x)
     assert c1.dropout_masks[0] is not None and c0.dropout_masks[0] is None
     assert not np.allclose(y0, y1)
-
-
-def _numeric(f, arr, eps=1e-6):
-    g = np.zeros_like(arr)
-    flat, gf = arr.reshape(-1), g.reshape(-1)
-    for j in range(flat.size):
-        old = flat[j]
-        flat[j] = old + eps
-        lp = f()
-        flat[j] = old - eps
-        lm = f()
-        flat[j] = old
-        gf[j] = (lp - lm) / (2 * eps)
-    return g
 
 
 def test_dense_and_embedding_gradients(rng):

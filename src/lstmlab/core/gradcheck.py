@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["gradcheck", "gradcheck_report", "gradcheck_suite", "SUITE_LAYOUTS"]
+__all__ = ["gradcheck", "gradcheck_report", "numeric_gradient", "rel_error", "gradcheck_suite", "SUITE_LAYOUTS"]
 
 
-def _rel_error(a: np.ndarray, n: np.ndarray) -> float:
+def rel_error(a: np.ndarray, n: np.ndarray) -> float:
     scale = max(float(np.abs(a).max(initial=0.0)), float(np.abs(n).max(initial=0.0)), 1e-12)
     return float(np.abs(a - n).max(initial=0.0)) / scale
 
@@ -64,20 +64,24 @@ def gradcheck_report(module, x, state=None, lengths=None, eps: float = 1e-6, see
     for name, s in zip(("h0", "c0"), states):
         targets[name] = s
 
-    report = {}
-    for name, arr in targets.items():
-        num = np.zeros_like(arr)
-        flat, nflat = arr.reshape(-1), num.reshape(-1)
-        for j in range(flat.size):
-            old = flat[j]
-            flat[j] = old + eps
-            lp = loss()
-            flat[j] = old - eps
-            lm = loss()
-            flat[j] = old
-            nflat[j] = (lp - lm) / (2 * eps)
-        report[name] = _rel_error(analytic[name], num)
-    return report
+    return {name: rel_error(analytic[name], numeric_gradient(loss, arr, eps))
+            for name, arr in targets.items()}
+
+
+def numeric_gradient(f, arr: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Central differences ``(f(p + eps) - f(p - eps)) / 2 eps`` for every entry p of ``arr``,
+    which ``f`` (a function of no arguments returning a float) must read; ``arr`` is restored."""
+    num = np.zeros_like(arr)
+    flat, nflat = arr.reshape(-1), num.reshape(-1)
+    for j in range(flat.size):
+        old = flat[j]
+        flat[j] = old + eps
+        lp = f()
+        flat[j] = old - eps
+        lm = f()
+        flat[j] = old
+        nflat[j] = (lp - lm) / (2 * eps)
+    return num
 
 
 def gradcheck(module, x, state=None, lengths=None, eps: float = 1e-6, seed: int = 0,

@@ -1,0 +1,336 @@
+"""Python wrappers around the compiled kernels, with the reference loops' exact interface.
+
+The wrappers turn the :class:`~lstmlab.core.spec.CellSpec` into ints and a float, make every array
+contiguous in one dtype (the dtype of ``xp`` forward, of ``Hs`` backward), pick the *small* path
+(the whole sequence in one compiled call) or the *large* path (BLAS per step from Python plus one
+compiled elementwise call per step), and do ``dW_hh`` (and ``dR``, ``db_hh``) as one matrix product
+after the loop (the small LSTM path accumulates ``dW_hh`` inside its kernel instead).
+"""
+from __future__ import annotations
+
+import threading
+
+import numba
+import numpy as np
+
+from . import _jit
+
+__all__ = [
+    "lstm_loop_forward", "lstm_loop_backward", "gru_loop_forward", "gru_loop_backward",
+    "rnn_loop_forward", "rnn_loop_backward", "SMALL_MAX_H", "use_large_path",
+]
+
+#: Largest hidden size that takes the small path (recurrent products in compiled loops). Above
+#: it, one BLAS call per step beats the compiled loop: for the LSTM both paths cost the same at
+#: H = 32 (B = 32 or 64, T = 100) and BLAS wins by 1.5-2x at H = 64, on a 2-core AMD EPYC (Zen 4)
+#: with OpenBLAS; benchmarks/README.md has the numbers.
+SMALL_MAX_H = {"lstm": 32, "gru": 40, "rnn": 64}
+
+
+def use_large_path(kind: str, H: int, B: int) -> bool:
+    """Whether the cell ``kind`` with H hidden units and batch B takes the per-step BLAS path."""
+    return H > SMALL_MAX_H[kind]
+
+
+class _SLP:
+    """Compile with LLVM's SLP vectoriser on (numba leaves it off by default), which turns the
+    8-accumulator tiles of ``_jit._vecmat`` into vector registers. numba reads the setting when it
+    compiles, so it is switched on only around our own kernel calls (and restored after); the
+    compiled code is cached on disk like any other."""
+
+    _lock = threading.Lock()
+    _depth = 0
+    _saved = 0
+
+    def __enter__(self):
+        with self._lock:
+            if _SLP._depth == 0:
+                _SLP._saved = numba.config.SLP_VECTORIZE
+                numba.config.SLP_VECTORIZE = 1
+            _SLP._depth += 1
+
+    def __exit__(self, *exc):
+        with self._lock:
+            _SLP._depth -= 1
+            if _SLP._depth == 0:
+                numba.config.SLP_VECTORIZE = _SLP._saved
+
+
+_slp = _SLP()
+_ready: set = set()
+
+
+def _call(kernel, dt, *args):
+    """Call a compiled kernel; its first call per dtype (which compiles or loads it) runs with the
+    SLP vectoriser on."""
+    key = (kernel, dt)
+    if key in _ready:
+        return kernel(*args)
+    with _slp:
+        out = kernel(*args)
+    _ready.add(key)
+    return out
+
+
+def _dtype(a) -> np.dtype:
+    dt = np.asarray(a).dtype
+    return dt if dt in (np.float32, np.float64) else np.dtype(np.float64)
+
+
+def _c(a, dt):
+    return np.ascontiguousarray(a, dtype=dt)
+
+
+def _mask(mask, T, B, dt):
+    if mask is None:
+        return np.ones((T, B), dtype=dt)
+    m = np.ascontiguousarray(mask, dtype=dt)
+    if m.shape != (T, B):
+        raise ValueError(f"mask: expected shape {(T, B)}, got {m.shape}")
+    if not np.all((m == 0) | (m == 1)):
+        raise ValueError("mask: expected only 0 and 1")
+    return m
+
+
+def _lstm_flags(spec):
+    return (int(spec.input_gate), int(spec.forget_gate), int(spec.output_gate),
+            int(spec.input_activation), int(spec.output_activation), int(spec.coupled),
+            int(spec.full_gate_recurrence), int(spec.peephole))
+
+
+def _peep(spec, peep, H, dt):
+    if spec.peephole:
+        p = _c(peep, dt)
+        if p.shape != (3, H):
+            raise ValueError(f"peep: expected shape {(3, H)}, got {p.shape}")
+        return p
+    return np.zeros((3, H), dtype=dt)
+
+
+def _recur(spec, R, H, dt):
+    if spec.full_gate_recurrence:
+        R = _c(R, dt)
+        if R.shape != (3 * H, 3 * H):
+            raise ValueError(f"R: expected shape {(3 * H, 3 * H)}, got {R.shape}")
+        return R
+    return np.zeros((1, 1), dtype=dt)
+
+
+def _ifo(H):
+    """Indices of the i, f, o blocks in a 4H gate row."""
+    return np.r_[0:2 * H, 3 * H:4 * H]
+
+
+# ----------------------------------------------------------------------------------------------
+# LSTM
+# ----------------------------------------------------------------------------------------------
+
+def lstm_loop_forward(spec, xp, W_hh, peep, R, h0, c0, mask, *, large=None):
+    """Compiled :func:`lstmlab.core.cells.lstm_loop_forward` (same arguments and results).
+
+    ``large`` (keyword only, for tests and benchmarks) forces the per-step BLAS path (True) or the
+    fused path (False); by default the hidden size decides.
+    """
+    dt = _dtype(xp)
+    xp = _c(xp, dt)
+    T, B, H4 = xp.shape
+    H = H4 // 4
+    W = _c(W_hh, dt)
+    pc = _peep(spec, peep, H, dt)
+    Rm = _recur(spec, R, H, dt)
+    m = _mask(mask, T, B, dt)
+    flags = _lstm_flags(spec)
+    clip = dt.type(spec.cell_clip if spec.cell_clip is not None else 0.0)
+    one = dt.type(1.0)
+    Hs = np.empty((T + 1, B, H), dtype=dt)
+    Cs = np.empty((T + 1, B, H), dtype=dt)
+    G = np.empty((T, B, H4), dtype=dt)
+    Hs[0] = h0
+    Cs[0] = c0
+    if large is None:
+        large = use_large_path("lstm", H, B)
+    if not large:
+        _call(_jit.lstm_fwd_small, dt, xp, np.ascontiguousarray(W.T), pc, np.ascontiguousarray(Rm.T), m,
+                            Hs, Cs, G, *flags, clip, one)
+        return Hs, Cs, G
+    WT = W.T                                                      # (H, 4H) view: BLAS transposes
+    PB = np.empty((B, H4), dtype=dt)
+    OUT = _jit.new_out(dt)
+    fg = spec.full_gate_recurrence
+    rq = np.zeros((B if fg else 1, 3 * H), dtype=dt)
+    if fg:
+        RT4 = np.zeros((H4, 3 * H), dtype=dt)                     # q_prev R^T = G[t-1] RT4
+        RT4[_ifo(H)] = Rm.T
+    for t in range(T):
+        np.matmul(Hs[t], WT, out=PB)                              # (B, 4H) = h_prev W_hh^T
+        if fg and t > 0:
+            np.matmul(G[t - 1], RT4, out=rq)
+        _call(_jit.lstm_fwd_step, dt, t, xp, PB, rq, m, Hs, Cs, G, pc, OUT, *flags, clip, one)
+    return Hs, Cs, G
+
+
+def lstm_loop_backward(spec, Hs, Cs, G, W_hh, peep, R, mask, dY, dh_n, dc_n, *, large=None):
+    """Compiled :func:`lstmlab.core.cells.lstm_loop_backward` (same arguments and results)."""
+    dt = _dtype(Hs)
+    Hs, Cs, G, dY = _c(Hs, dt), _c(Cs, dt), _c(G, dt), _c(dY, dt)
+    T, B, H = dY.shape
+    H4 = 4 * H
+    W = _c(W_hh, dt)
+    pc = _peep(spec, peep, H, dt)
+    Rm = _recur(spec, R, H, dt)
+    m = _mask(mask, T, B, dt)
+    flags = _lstm_flags(spec)
+    clip = dt.type(spec.cell_clip if spec.cell_clip is not None else 0.0)
+    one = dt.type(1.0)
+    dh = np.array(dh_n, dtype=dt, order="C")                      # copies
+    dc = np.array(dc_n, dtype=dt, order="C")
+    dxp = np.empty((T, B, H4), dtype=dt)
+    dpeep = np.zeros((3, H), dtype=dt)
+    if large is None:
+        large = use_large_path("lstm", H, B)
+    if not large:
+        dW_hh = np.zeros((H4, H), dtype=dt)
+        _call(_jit.lstm_bwd_small, dt, Hs, Cs, G, W, pc, Rm, m, dY, dh, dc, dxp, dpeep, dW_hh, *flags,
+              clip, one)
+    else:
+        fg = spec.full_gate_recurrence
+        dq = np.zeros((B, 3 * H), dtype=dt)
+        mm = np.empty((B, H), dtype=dt)
+        mq = np.zeros((B, 3 * H), dtype=dt)
+        OUT = _jit.new_out(dt)
+        dpeep_rows = np.zeros((B, 3 * H), dtype=dt)               # per row, summed at the end
+        if fg:
+            R4 = np.zeros((H4, 3 * H), dtype=dt)                  # dq_prev = da R4
+            R4[_ifo(H)] = Rm
+        for t in range(T - 1, -1, -1):
+            _call(_jit.lstm_bwd_step, dt, t, G, Cs, m, dY, dh, dc, dq, mm, mq, dxp, dpeep_rows, pc,
+                  OUT, *flags, clip, one)
+            np.matmul(dxp[t], W, out=mm)                          # (B, H) = da W_hh
+            if fg:
+                np.matmul(dxp[t], R4, out=mq)
+        _call(_jit.merge_rows, dt, dh, mm, m, 0)
+        if spec.peephole:
+            dpeep = dpeep_rows.sum(axis=0).reshape(3, H)
+        dW_hh = dxp.reshape(T * B, H4).T @ Hs[:-1].reshape(T * B, H)   # sum_t da_t^T h_{t-1}
+    dR = None
+    if spec.full_gate_recurrence:
+        idx = _ifo(H)
+        if T > 1:
+            M = dxp[1:].reshape(-1, H4).T @ G[:-1].reshape(-1, H4)  # (4H, 4H)
+            dR = np.ascontiguousarray(M[np.ix_(idx, idx)])
+        else:
+            dR = np.zeros((3 * H, 3 * H), dtype=dt)
+    return dxp, dW_hh, (dpeep if spec.peephole else None), dR, dh, dc
+
+
+# ----------------------------------------------------------------------------------------------
+# GRU
+# ----------------------------------------------------------------------------------------------
+
+def gru_loop_forward(xp, W_hh, b_hh, h0, mask, *, large=None):
+    """Compiled :func:`lstmlab.core.cells.gru_loop_forward` (same arguments and results)."""
+    dt = _dtype(xp)
+    xp = _c(xp, dt)
+    T, B, H3 = xp.shape
+    H = H3 // 3
+    W = _c(W_hh, dt)
+    bh = _c(b_hh, dt)
+    m = _mask(mask, T, B, dt)
+    one = dt.type(1.0)
+    Hs = np.empty((T + 1, B, H), dtype=dt)
+    G = np.empty((T, B, H3), dtype=dt)
+    HPn = np.empty((T, B, H), dtype=dt)
+    Hs[0] = h0
+    if large is None:
+        large = use_large_path("gru", H, B)
+    if not large:
+        _call(_jit.gru_fwd_small, dt, xp, np.ascontiguousarray(W.T), bh, m, Hs, G, HPn, one)
+        return Hs, G, HPn
+    WT = W.T
+    HP = np.empty((B, H3), dtype=dt)
+    OUT = _jit.new_out(dt)
+    for t in range(T):
+        np.matmul(Hs[t], WT, out=HP)
+        _call(_jit.gru_fwd_step, dt, t, xp, HP, bh, m, Hs, G, HPn, OUT, one)
+    return Hs, G, HPn
+
+
+def gru_loop_backward(Hs, G, HPn, W_hh, mask, dY, dh_n, *, large=None):
+    """Compiled :func:`lstmlab.core.cells.gru_loop_backward` (same arguments and results)."""
+    dt = _dtype(Hs)
+    Hs, G, HPn, dY = _c(Hs, dt), _c(G, dt), _c(HPn, dt), _c(dY, dt)
+    T, B, H = dY.shape
+    H3 = 3 * H
+    W = _c(W_hh, dt)
+    m = _mask(mask, T, B, dt)
+    one = dt.type(1.0)
+    dh = np.array(dh_n, dtype=dt, order="C")
+    dxp = np.empty((T, B, H3), dtype=dt)
+    DHP = np.empty((T, B, H3), dtype=dt)                          # gradient of h W_hh^T + b_hh
+    if large is None:
+        large = use_large_path("gru", H, B)
+    if not large:
+        _call(_jit.gru_bwd_small, dt, Hs, G, HPn, W, m, dY, dh, dxp, DHP, one)
+    else:
+        dhz = np.zeros((B, H), dtype=dt)
+        mm = np.empty((B, H), dtype=dt)
+        OUT = _jit.new_out(dt)
+        for t in range(T - 1, -1, -1):
+            _call(_jit.gru_bwd_step, dt, t, Hs, G, HPn, m, dY, dh, dhz, mm, dxp, DHP, OUT, one)
+            np.matmul(DHP[t], W, out=mm)
+        np.add(dhz, mm, out=mm)
+        _call(_jit.merge_rows, dt, dh, mm, m, 0)
+    D2 = DHP.reshape(T * B, H3)
+    dW_hh = D2.T @ Hs[:-1].reshape(T * B, H)
+    db_hh = D2.sum(axis=0)
+    return dxp, dW_hh, db_hh, dh
+
+
+# ----------------------------------------------------------------------------------------------
+# RNN
+# ----------------------------------------------------------------------------------------------
+
+def rnn_loop_forward(xp, W_hh, h0, mask, *, large=None):
+    """Compiled :func:`lstmlab.core.cells.rnn_loop_forward` (same arguments and result)."""
+    dt = _dtype(xp)
+    xp = _c(xp, dt)
+    T, B, H = xp.shape
+    W = _c(W_hh, dt)
+    m = _mask(mask, T, B, dt)
+    one = dt.type(1.0)
+    Hs = np.empty((T + 1, B, H), dtype=dt)
+    Hs[0] = h0
+    if large is None:
+        large = use_large_path("rnn", H, B)
+    if not large:
+        _call(_jit.rnn_fwd_small, dt, xp, np.ascontiguousarray(W.T), m, Hs, one)
+        return Hs
+    WT = W.T
+    for t in range(T):
+        np.matmul(Hs[t], WT, out=Hs[t + 1])
+        _call(_jit.rnn_fwd_step, dt, t, xp, m, Hs, one)
+    return Hs
+
+
+def rnn_loop_backward(Hs, W_hh, mask, dY, dh_n, *, large=None):
+    """Compiled :func:`lstmlab.core.cells.rnn_loop_backward` (same arguments and results)."""
+    dt = _dtype(Hs)
+    Hs, dY = _c(Hs, dt), _c(dY, dt)
+    T, B, H = dY.shape
+    W = _c(W_hh, dt)
+    m = _mask(mask, T, B, dt)
+    one = dt.type(1.0)
+    dh = np.array(dh_n, dtype=dt, order="C")
+    dxp = np.empty((T, B, H), dtype=dt)
+    if large is None:
+        large = use_large_path("rnn", H, B)
+    if not large:
+        _call(_jit.rnn_bwd_small, dt, Hs, W, m, dY, dh, dxp, one)
+    else:
+        mm = np.empty((B, H), dtype=dt)
+        for t in range(T - 1, -1, -1):
+            _call(_jit.rnn_bwd_step, dt, t, Hs, m, dY, dh, mm, dxp, one)
+            np.matmul(dxp[t], W, out=mm)
+        _call(_jit.merge_rows, dt, dh, mm, m, 0)
+    dW_hh = dxp.reshape(T * B, H).T @ Hs[:-1].reshape(T * B, H)
+    return dxp, dW_hh, dh

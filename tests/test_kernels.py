@@ -1,0 +1,373 @@
+"""The compiled kernels (lstmlab.kernels) against the NumPy reference loops (lstmlab.core.cells).
+
+Equal outputs and gradients on random shapes, every preset (plus cell clipping and unusual flag
+combinations), both kernel paths (fused small-H loop and per-step BLAS), random masks from random
+lengths, float64 to 1e-12 and float32 to float32 precision; then the same through the sequence
+layer (layers, directions, lengths), the elementary functions, the optional import and the on-disk
+compilation cache.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import zlib
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from lstmlab.core import cells
+from lstmlab.core.spec import PRESETS, CellSpec
+
+kernels = pytest.importorskip("lstmlab.kernels")
+if not kernels.available():
+    pytest.skip(f"numba not usable: {kernels.unavailable_reason()}", allow_module_level=True)
+
+from lstmlab.kernels import _jit  # noqa: E402
+
+SPECS = {
+    **PRESETS,
+    "peephole_clip": replace(PRESETS["peephole"], cell_clip=0.6),
+    "lstm_clip": replace(PRESETS["lstm"], cell_clip=0.4),
+    "fgr_clip": replace(PRESETS["fgr"], cell_clip=0.8),
+    "fgr_no_peep": CellSpec(full_gate_recurrence=True),
+    "cifg_noaf_niaf": CellSpec(peephole=True, coupled=True, input_activation=False,
+                               output_activation=False),
+    "nig_nog_fgr": CellSpec(peephole=True, input_gate=False, output_gate=False,
+                            full_gate_recurrence=True),
+    "nfg_no_peep": CellSpec(forget_gate=False),
+}
+TOL = {np.float64: dict(rtol=1e-12, atol=1e-12), np.float32: dict(rtol=2e-4, atol=2e-5)}
+PATHS = [None, False, True]          # auto, fused small-H loop, per-step BLAS
+
+
+def close(a, b, dtype, what=""):
+    """Elementwise rtol plus an atol scaled by the array's largest value ("relative-ish")."""
+    if b is None:
+        assert a is None, what
+        return
+    assert a is not None, what
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape, (what, a.shape, b.shape)
+    t = TOL[dtype]
+    scale = max(1.0, float(np.max(np.abs(b)))) if b.size else 1.0
+    np.testing.assert_allclose(a, b, rtol=t["rtol"], atol=t["atol"] * scale, err_msg=what)
+
+
+def make_mask(rng, T, B, dtype, kind):
+    if kind == "none":
+        return None
+    if kind == "full":
+        return np.ones((T, B), dtype=dtype)
+    lengths = rng.integers(1, T + 1, size=B)
+    lengths[rng.integers(B)] = T                       # at least one full sequence
+    return (np.arange(T)[:, None] < lengths[None, :]).astype(dtype)
+
+
+def lstm_inputs(rng, spec, T, B, H, dtype, mask_kind):
+    r = lambda *s, scale=0.5: (scale * rng.standard_normal(s)).astype(dtype)  # noqa: E731
+    W = r(4 * H, H)
+    gu = spec.gate_used
+    for j, used in enumerate(gu):                      # weights of absent gates are zero
+        if not used:
+            W[j * H:(j + 1) * H] = 0
+    peep = r(3, H) if spec.peephole else None
+    R = r(3 * H, 3 * H, scale=0.3) if spec.full_gate_recurrence else None
+    return dict(xp=r(T, B, 4 * H, scale=1.0), W=W, peep=peep, R=R, h0=r(B, H), c0=r(B, H),
+                mask=make_mask(rng, T, B, dtype, mask_kind), dY=r(T, B, H), dh=r(B, H), dc=r(B, H))
+
+
+# ----------------------------------------------------------------------------------------------
+# Loop level: LSTM
+# ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("large", PATHS, ids=["auto", "small", "large"])
+@pytest.mark.parametrize("name", list(SPECS))
+def test_lstm_loops_match_reference(name, large, dtype):
+    spec = SPECS[name]
+    rng = np.random.default_rng(zlib.crc32(f"{name}{large}{np.dtype(dtype).name}".encode()))
+    for case in range(3):
+        T, B, H = int(rng.integers(1, 12)), int(rng.integers(1, 7)), int(rng.integers(1, 11))
+        mask_kind = ("none", "lengths", "lengths")[case]
+        a = lstm_inputs(rng, spec, T, B, H, dtype, mask_kind)
+        ref = cells.lstm_loop_forward(spec, a["xp"], a["W"], a["peep"], a["R"], a["h0"], a["c0"],
+                                      a["mask"])
+        out = kernels.lstm_loop_forward(spec, a["xp"], a["W"], a["peep"], a["R"], a["h0"], a["c0"],
+                                        a["mask"], large=large)
+        for what, x, y in zip(("Hs", "Cs", "G"), out, ref):
+            assert x.dtype == np.dtype(dtype), what
+            close(x, y, dtype, f"{name} {what} T={T} B={B} H={H}")
+        refb = cells.lstm_loop_backward(spec, *ref, a["W"], a["peep"], a["R"], a["mask"], a["dY"],
+                                        a["dh"], a["dc"])
+        outb = kernels.lstm_loop_backward(spec, *ref, a["W"], a["peep"], a["R"], a["mask"],
+                                          a["dY"], a["dh"], a["dc"], large=large)
+        for what, x, y in zip(("dxp", "dW_hh", "dpeep", "dR", "dh0", "dc0"), outb, refb):
+            close(x, y, dtype, f"{name} {what} T={T} B={B} H={H}")
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["small", "large"])
+def test_lstm_wide_batch_and_hidden(large):
+    """Shapes that cross the internal chunking (several row chunks, rows longer than a chunk)."""
+    rng = np.random.default_rng(7)
+    for name, (T, B, H) in [("peephole", (5, 300, 8)), ("fgr", (4, 70, 24)),
+                            ("peephole_clip", (3, 3, 600 if large else 64))]:
+        spec = SPECS[name]
+        a = lstm_inputs(rng, spec, T, B, H, np.float64, "lengths")
+        ref = cells.lstm_loop_forward(spec, a["xp"], a["W"], a["peep"], a["R"], a["h0"], a["c0"],
+                                      a["mask"])
+        out = kernels.lstm_loop_forward(spec, a["xp"], a["W"], a["peep"], a["R"], a["h0"], a["c0"],
+                                        a["mask"], large=large)
+        for x, y in zip(out, ref):
+            close(x, y, np.float64, name)
+        refb = cells.lstm_loop_backward(spec, *ref, a["W"], a["peep"], a["R"], a["mask"], a["dY"],
+                                        a["dh"], a["dc"])
+        outb = kernels.lstm_loop_backward(spec, *ref, a["W"], a["peep"], a["R"], a["mask"],
+                                          a["dY"], a["dh"], a["dc"], large=large)
+        for x, y in zip(outb, refb):
+            close(x, y, np.float64, name)
+
+
+def test_lstm_long_sequence_float64():
+    """A Gers-2002-sized sequence: equality to 1e-12 holds after 150 steps of recurrence."""
+    rng = np.random.default_rng(3)
+    spec = PRESETS["peephole"]
+    a = lstm_inputs(rng, spec, 150, 32, 8, np.float64, "lengths")
+    ref = cells.lstm_loop_forward(spec, a["xp"], a["W"], a["peep"], None, a["h0"], a["c0"], a["mask"])
+    out = kernels.lstm_loop_forward(spec, a["xp"], a["W"], a["peep"], None, a["h0"], a["c0"], a["mask"])
+    for x, y in zip(out, ref):
+        close(x, y, np.float64)
+    refb = cells.lstm_loop_backward(spec, *ref, a["W"], a["peep"], None, a["mask"], a["dY"], a["dh"], a["dc"])
+    outb = kernels.lstm_loop_backward(spec, *ref, a["W"], a["peep"], None, a["mask"], a["dY"], a["dh"], a["dc"])
+    for x, y in zip(outb, refb):
+        close(x, y, np.float64)
+
+
+def test_lstm_saturated_gates():
+    """Very large preactivations (saturated sigmoids and tanh) stay finite and equal."""
+    rng = np.random.default_rng(11)
+    spec = PRESETS["peephole"]
+    a = lstm_inputs(rng, spec, 6, 4, 5, np.float64, "none")
+    a["xp"] *= 80.0
+    ref = cells.lstm_loop_forward(spec, a["xp"], a["W"], a["peep"], None, a["h0"], a["c0"], None)
+    out = kernels.lstm_loop_forward(spec, a["xp"], a["W"], a["peep"], None, a["h0"], a["c0"], None)
+    for x, y in zip(out, ref):
+        assert np.all(np.isfinite(x))
+        close(x, y, np.float64)
+
+
+# ----------------------------------------------------------------------------------------------
+# Loop level: GRU and RNN
+# ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("large", PATHS, ids=["auto", "small", "large"])
+def test_gru_loops_match_reference(large, dtype):
+    rng = np.random.default_rng(21 + (large is True) + 2 * (large is False))
+    for case in range(5):
+        T, B, H = int(rng.integers(1, 12)), int(rng.integers(1, 7)), int(rng.integers(1, 11))
+        r = lambda *s: (0.5 * rng.standard_normal(s)).astype(dtype)  # noqa: E731
+        xp, W, bh, h0 = r(T, B, 3 * H), r(3 * H, H), r(3 * H), r(B, H)
+        mask = make_mask(rng, T, B, dtype, ("none", "lengths")[case % 2])
+        ref = cells.gru_loop_forward(xp, W, bh, h0, mask)
+        out = kernels.gru_loop_forward(xp, W, bh, h0, mask, large=large)
+        for what, x, y in zip(("Hs", "G", "HPn"), out, ref):
+            close(x, y, dtype, what)
+        dY, dh = r(T, B, H), r(B, H)
+        refb = cells.gru_loop_backward(*ref, W, mask, dY, dh)
+        outb = kernels.gru_loop_backward(*ref, W, mask, dY, dh, large=large)
+        for what, x, y in zip(("dxp", "dW_hh", "db_hh", "dh0"), outb, refb):
+            close(x, y, dtype, what)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("large", PATHS, ids=["auto", "small", "large"])
+def test_rnn_loops_match_reference(large, dtype):
+    rng = np.random.default_rng(31 + (large is True) + 2 * (large is False))
+    for case in range(5):
+        T, B, H = int(rng.integers(1, 12)), int(rng.integers(1, 7)), int(rng.integers(1, 11))
+        r = lambda *s: (0.5 * rng.standard_normal(s)).astype(dtype)  # noqa: E731
+        xp, W, h0 = r(T, B, H), r(H, H), r(B, H)
+        mask = make_mask(rng, T, B, dtype, ("none", "lengths")[case % 2])
+        ref = cells.rnn_loop_forward(xp, W, h0, mask)
+        out = kernels.rnn_loop_forward(xp, W, h0, mask, large=large)
+        close(out, ref, dtype, "Hs")
+        dY, dh = r(T, B, H), r(B, H)
+        refb = cells.rnn_loop_backward(ref, W, mask, dY, dh)
+        outb = kernels.rnn_loop_backward(ref, W, mask, dY, dh, large=large)
+        for what, x, y in zip(("dxp", "dW_hh", "dh0"), outb, refb):
+            close(x, y, dtype, what)
+
+
+def test_large_hidden_gru_rnn():
+    rng = np.random.default_rng(5)
+    T, B, H = 4, 3, 70
+    r = lambda *s: (0.3 * rng.standard_normal(s))  # noqa: E731
+    mask = make_mask(rng, T, B, np.float64, "lengths")
+    for large in (False, True):
+        xp, W, bh, h0 = r(T, B, 3 * H), r(3 * H, H), r(3 * H), r(B, H)
+        ref = cells.gru_loop_forward(xp, W, bh, h0, mask)
+        for x, y in zip(kernels.gru_loop_forward(xp, W, bh, h0, mask, large=large), ref):
+            close(x, y, np.float64)
+        dY, dh = r(T, B, H), r(B, H)
+        for x, y in zip(kernels.gru_loop_backward(*ref, W, mask, dY, dh, large=large),
+                        cells.gru_loop_backward(*ref, W, mask, dY, dh)):
+            close(x, y, np.float64)
+        xp, W = r(T, B, H), r(H, H)
+        ref = cells.rnn_loop_forward(xp, W, h0, mask)
+        close(kernels.rnn_loop_forward(xp, W, h0, mask, large=large), ref, np.float64)
+        for x, y in zip(kernels.rnn_loop_backward(ref, W, mask, dY, dh, large=large),
+                        cells.rnn_loop_backward(ref, W, mask, dY, dh)):
+            close(x, y, np.float64)
+
+
+# ----------------------------------------------------------------------------------------------
+# Interface details
+# ----------------------------------------------------------------------------------------------
+
+def test_mask_must_be_zero_one():
+    spec = PRESETS["lstm"]
+    z = np.zeros((2, 3))
+    with pytest.raises(ValueError, match="mask"):
+        kernels.lstm_loop_forward(spec, np.zeros((2, 2, 12)), np.zeros((12, 3)), None, None,
+                                  np.zeros((2, 3)), np.zeros((2, 3)), np.full((2, 2), 0.5))
+    with pytest.raises(ValueError, match="mask"):
+        kernels.rnn_loop_forward(np.zeros((2, 2, 3)), np.zeros((3, 3)), z[:2], np.ones((3, 2)))
+
+
+def test_inputs_need_not_be_contiguous_or_same_dtype():
+    rng = np.random.default_rng(2)
+    spec = PRESETS["peephole"]
+    T, B, H = 5, 4, 3
+    xp = rng.standard_normal((B, T, 4 * H)).transpose(1, 0, 2)       # non-contiguous view
+    W = np.asfortranarray(rng.standard_normal((4 * H, H)))
+    peep = rng.standard_normal((3, H)).astype(np.float32)             # other dtype: cast
+    h0, c0 = rng.standard_normal((B, H)), rng.standard_normal((B, H))
+    ref = cells.lstm_loop_forward(spec, xp, W, peep.astype(np.float64), None, h0, c0, None)
+    out = kernels.lstm_loop_forward(spec, xp, W, peep, None, h0, c0, None)
+    for x, y in zip(out, ref):
+        close(x, y, np.float64)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_elementary_functions(dtype):
+    lo = -300 if dtype == np.float64 else -37
+    x = np.concatenate([np.linspace(-60, 60, 20001), np.logspace(lo, 2.5, 5000),
+                        -np.logspace(lo, 2.5, 5000), [0.0, -0.0, 700.0, -700.0]]).astype(dtype)
+    out = np.empty_like(x)
+    xx = x.astype(np.float64)
+    _jit.vec_tanh(x, out)
+    ref = np.tanh(xx)
+    rel = np.abs(out - ref) / np.maximum(np.abs(ref), np.finfo(dtype).tiny)
+    assert rel.max() < (1e-15 if dtype == np.float64 else 4e-7)
+    _jit.vec_sigmoid(x, out)
+    e = np.exp(-np.abs(xx))
+    ref = np.where(xx >= 0, 1 / (1 + e), e / (1 + e))
+    normal = ref > np.finfo(dtype).tiny
+    rel = np.abs(out - ref)[normal] / ref[normal]
+    assert rel.max() < (1e-15 if dtype == np.float64 else 4e-7)
+    assert np.all(np.abs(out - ref)[~normal] <= 2 * np.finfo(dtype).tiny)   # clamped below
+
+
+# ----------------------------------------------------------------------------------------------
+# Through the sequence layer
+# ----------------------------------------------------------------------------------------------
+
+def _randomize(module, rng):
+    for p in module.params.values():
+        p += (0.3 * rng.standard_normal(p.shape)).astype(p.dtype) * (p != 0)
+
+
+def _layer_pair(cls, rng, **kw):
+    import lstmlab as ll
+
+    a = getattr(ll, cls)(backend="reference", **kw)
+    _randomize(a, rng)
+    b = getattr(ll, cls)(backend="compiled", **kw)
+    for k in a.params:
+        b.params[k][...] = a.params[k]
+    return a, b
+
+
+@pytest.mark.parametrize("variant", ["lstm", "peephole", "cifg", "fgr", "nfg", "gru", "rnn"])
+def test_layers_match_reference(variant):
+    pytest.importorskip("lstmlab.core.layers")
+    rng = np.random.default_rng(zlib.crc32(variant.encode()))
+    cls = {"gru": "GRU", "rnn": "RNN"}.get(variant, "LSTM")
+    for dtype in (np.float64, np.float32):
+        for layers, bidir in ((1, False), (2, True)):
+            T, B, D, H = int(rng.integers(2, 9)), int(rng.integers(1, 5)), 3, int(rng.integers(2, 7))
+            kw = dict(input_size=D, hidden_size=H, num_layers=layers, bidirectional=bidir,
+                      dtype=dtype, seed=int(rng.integers(100)))
+            if cls == "LSTM":
+                kw["variant"] = variant
+            ref, comp = _layer_pair(cls, rng, **kw)
+            x = rng.standard_normal((T, B, D)).astype(dtype)
+            lengths = rng.integers(1, T + 1, size=B)
+            dirs = 2 if bidir else 1
+            yr, sr, cr = ref.forward(x, lengths=lengths)
+            yc, sc, cc = comp.forward(x, lengths=lengths)
+            close(yc, yr, dtype, "y")
+            for a, b in zip(np.atleast_1d(sc) if cls != "LSTM" else sc,
+                            np.atleast_1d(sr) if cls != "LSTM" else sr):
+                close(a, b, dtype, "state")
+            dy = rng.standard_normal((T, B, dirs * H)).astype(dtype)
+            dxr, d0r, gr = ref.backward(dy, cr)
+            dxc, d0c, gc = comp.backward(dy, cc)
+            close(dxc, dxr, dtype, "dx")
+            for k in gr:
+                close(gc[k], gr[k], dtype, k)
+
+
+# ----------------------------------------------------------------------------------------------
+# Packaging: optional numba, on-disk cache
+# ----------------------------------------------------------------------------------------------
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    src = os.path.dirname(os.path.dirname(os.path.dirname(_jit.__file__)))
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, env=env, timeout=600)
+
+
+def test_import_without_numba():
+    p = _run("""
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name == "numba" or name.startswith("numba."):
+                    raise ImportError("numba blocked for this test")
+        sys.meta_path.insert(0, Block())
+        import lstmlab.kernels as k
+        assert not k.available()
+        assert "numba" in k.unavailable_reason()
+        try:
+            k.lstm_loop_forward(None, None, None, None, None, None, None, None)
+        except RuntimeError as e:
+            assert "numba" in str(e)
+        else:
+            raise AssertionError("expected RuntimeError")
+        print("ok")
+    """)
+    assert p.returncode == 0, p.stderr
+    assert "ok" in p.stdout
+
+
+def test_compilation_is_cached_on_disk():
+    kernels.warmup(("float64",))          # compiles, or loads what an earlier process compiled
+    p = _run("""
+        import numpy as np
+        import lstmlab.kernels as k
+        from lstmlab.kernels import _jit
+        from lstmlab.core.spec import PRESETS
+        k.lstm_loop_forward(PRESETS["peephole"], np.zeros((3, 2, 8)), np.zeros((8, 2)),
+                            np.zeros((3, 2)), None, np.zeros((2, 2)), np.zeros((2, 2)), None)
+        s = _jit.lstm_fwd_small.stats
+        print(sum(s.cache_hits.values()), sum(s.cache_misses.values()))
+    """)
+    assert p.returncode == 0, p.stderr
+    hits, misses = p.stdout.split()[-2:]
+    assert int(hits) >= 1 and int(misses) == 0, p.stdout

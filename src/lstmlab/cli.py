@@ -212,6 +212,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def _cmd_bench(args) -> int:
+    """Load benchmarks/bench_train_step.py from the source checkout and run its command line."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_train_step.py"
+    if not path.is_file():
+        print(f"lstmlab bench: error: {path} not found (benchmarks live in the source checkout; "
+              "install with pip install -e)", file=sys.stderr)
+        return 2
+    spec = importlib.util.spec_from_file_location("lstmlab_bench_train_step", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod.main(args.bench_args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="lstmlab", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -228,6 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which implementation to check (default: reference, the hand-derived NumPy code)")
     g.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs")
     g.set_defaults(func=_cmd_gradcheck)
+
+    b = sub.add_parser("bench", add_help=False,   # main() hands its arguments over unparsed
+                       help="time a training iteration: reference, compiled and torch.nn.LSTM (W1-W3); "
+                            "'lstmlab bench --help' for its options")
+    b.add_argument("bench_args", nargs=argparse.REMAINDER)
+    b.set_defaults(func=_cmd_bench)
 
     from .core.spec import PRESETS
     from .tasks import TASKS
@@ -300,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:               # its options belong to benchmarks/bench_train_step.py
+        return _cmd_bench(argparse.Namespace(bench_args=argv[1:]))
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -255,14 +255,17 @@ class _Recurrent:
 
     def _loop_forward(self, loops, k, d, x, init, mask):
         p = self._direction_params(k, d)
+        # input projection of all steps in one 2-D matrix product; the biases that add up front
+        # (both for LSTM and RNN, only b_ih for GRU, whose b_hn sits under the reset gate)
+        T, B, D = x.shape
+        xp = x.reshape(T * B, D) @ p["weight_ih"].T                                   # (T*B, G*H)
+        xp += p["bias_ih"] if self.kind == "gru" else p["bias_ih"] + p["bias_hh"]
+        xp = xp.reshape(T, B, -1)                                                     # (T, B, G*H)
         if self.kind == "lstm":
-            xp = x @ p["weight_ih"].T + (p["bias_ih"] + p["bias_hh"])                 # (T, B, 4H)
             return loops.lstm_loop_forward(self.spec, xp, p["weight_hh"], p.get("peep"),
                                            p.get("weight_gg"), init[0], init[1], mask)
         if self.kind == "gru":
-            xp = x @ p["weight_ih"].T + p["bias_ih"]                                  # (T, B, 3H)
             return loops.gru_loop_forward(xp, p["weight_hh"], p["bias_hh"], init[0], mask)
-        xp = x @ p["weight_ih"].T + (p["bias_ih"] + p["bias_hh"])                     # (T, B, H)
         return (loops.rnn_loop_forward(xp, p["weight_hh"], init[0], mask),)
 
     def _direction_params(self, k, d) -> dict[str, np.ndarray]:

@@ -85,8 +85,8 @@ def npow_config(variant: str, seed: int, iters: int = 3000, T: int = 150, **over
 
 
 #: Our recipe for msd-pair (see docs/gers2002_recipe.md for the search that led to it).
-RECIPE = dict(init_range=0.1, zero_bias=True, forget_bias=2.0, readout_bias=0.0, lr=1e-2,
-              schedule="cosine", warmup=100, lr_min_frac=0.0, clip=1.0)
+RECIPE = dict(init_range=0.05, zero_bias=True, forget_bias=2.0, readout_bias=0.0, lr=1e-2,
+              schedule="cosine", warmup=100, lr_min_frac=0.0, clip=1.0, betas=(0.9, 0.99))
 
 
 def recipe_config(variant: str, seed: int, iters: int = 3000, T: int = 150, **over) -> TrainConfig:
@@ -252,14 +252,16 @@ larger or scheduled learning rates did not change that (seed 0: 0.02-0.14 after 
 (the paper's own init range) and every LSTM bias 0 except the forget gate's, readout bias 0.
 The cells then rest at c = h = 0 until the first input spike, so the spike starts the clock;
 with random cell-input biases every cell drifts from t = 0 and the network must first unlearn
-the drift. That change alone took seed 0 from 0.07 to 0.96 (1500 iterations) and, with forget
-bias 3 and lr 1e-2 cosine, gave a 10-seed mean of 0.868 (eight seeds >= 0.85, seed 0 at 0.06).
-The remaining failures were late or missed escapes from the plateau. One-lever changes that
-speed the escape (peak lr 2e-2, Adam beta2 0.99, init U(-0.05, 0.05), forget bias 2) each solved
-the three hardest seeds; on all 10 seeds, lr 2e-2 still lost one seed (mean 0.898, seed 8 at
-0.018), while forget bias 2 (the recipe above) gave the table above. A seed's outcome is
-chaotic: rounding differences between the compiled and the NumPy path (1e-15 per step) change
-single seeds' numbers, so judge a recipe by its 10-seed mean and minimum, not by one seed.
+the drift. That change alone took seed 0 from 0.07 to 0.96 (1500 iterations), but with Adam's
+default beta2 = 0.999 one or two seeds in ten still stayed on the plateau (10-seed means 0.78 to
+0.97 depending on lr and forget bias, minimum 0.02 to 0.83). **The second lever is Adam's beta2 =
+0.99**: the second-moment estimate then forgets the tiny plateau gradients within ~100 steps, so
+the step size grows as soon as the gradient does and the escape comes early. With beta2 0.99 and
+weights U(-0.05, 0.05) (the recipe above) 30 of 30 screened seeds (0-29) reached >= 0.979;
+beta2 0.99 with U(-0.1, 0.1) gave 1.000 on seeds 0-9 but lost seed 15 (0.088) of seeds 10-29.
+A seed's outcome is chaotic: rounding differences between the compiled and the NumPy path
+(1e-15 per step) can change a single seed's number, so judge a recipe by its mean and minimum
+over many seeds, not by one seed.
 Every configuration and number: docs/gers2002_recipe.md.
 """
 

@@ -1,0 +1,51 @@
+"""Screen changes to the msd-pair recipe over many seeds (the runs behind docs/gers2002_recipe.md).
+
+Each named change is applied on top of ``lstmlab.experiments.gers2002.recipe_config`` (the
+current recipe) and trained for 3000 iterations per seed on two processes; prints one line per
+run and a summary (mean and minimum solve rate) per change and variant.
+
+    python scripts/gers2002_recipe_screen.py CHANGES VARIANTS FIRST_SEED END_SEED
+    python scripts/gers2002_recipe_screen.py as_is,beta2_0.999 peephole 0 10
+"""
+import sys
+from multiprocessing import Pool
+
+import numpy as np
+
+from lstmlab.experiments.gers2002 import recipe_config
+from lstmlab.train.loop import train
+
+CHANGES = {
+    "as_is": {},
+    "beta2_0.999": {"betas": (0.9, 0.999)},
+    "init_0.1": {"init_range": 0.1},
+    "beta2_0.999_init_0.1": {"betas": (0.9, 0.999), "init_range": 0.1},
+    "noclip": {"clip": 0.0},
+    "lr_2e-2": {"lr": 2e-2},
+}
+
+
+def run(job):
+    change, variant, seed = job
+    summary = train(recipe_config(variant, seed, **CHANGES[change]), None, quiet=True)
+    return change, variant, seed, summary["solve_rate"]
+
+
+def main(argv):
+    if len(argv) != 4:
+        sys.exit(__doc__)
+    changes, variants = argv[0].split(","), argv[1].split(",")
+    jobs = [(c, v, s) for c in changes for v in variants for s in range(int(argv[2]), int(argv[3]))]
+    results = {}
+    with Pool(2) as pool:
+        for change, variant, seed, solve in pool.imap_unordered(run, jobs):
+            results.setdefault((change, variant), {})[seed] = solve
+            print(change, variant, seed, f"{solve:.3f}", flush=True)
+    for (change, variant), by_seed in sorted(results.items()):
+        a = np.array([by_seed[s] for s in sorted(by_seed)])
+        print(f"{change} {variant}: mean {a.mean():.3f} min {a.min():.3f} over {len(a)} seeds :: "
+              + " ".join(f"{x:.2f}" for x in a))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

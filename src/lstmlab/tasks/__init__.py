@@ -14,28 +14,7 @@ whose result always holds ``mse`` and ``solve_rate``. Build one by name with :fu
 >>> task.evaluate(batch.y, batch)["solve_rate"]
 1.0
 """
-from .timing import (
-    GTS,
-    MSD,
-    PFG,
-    PFG_WAVEFORMS,
-    TASKS,
-    Batch,
-    MSDPair,
-    consecutive_correct,
-    make_task,
-    pfg_waveform,
-)
+from . import timing
+from .timing import *  # noqa: F401,F403  (the public names are timing.__all__)
 
-__all__ = [
-    "Batch",
-    "MSDPair",
-    "MSD",
-    "GTS",
-    "PFG",
-    "PFG_WAVEFORMS",
-    "TASKS",
-    "make_task",
-    "pfg_waveform",
-    "consecutive_correct",
-]
+__all__ = list(timing.__all__)

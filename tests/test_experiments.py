@@ -1,8 +1,6 @@
 """Tests of the Gers 2002 reproduction with tiny settings."""
 import json
-import os
 
-import pytest
 
 from lstmlab.cli import main
 from lstmlab.experiments import gers2002

@@ -24,8 +24,8 @@ def _cmd_gradcheck(args) -> int:
     t0 = time.perf_counter()
     worst, failed = 0.0, 0
     print(f"gradient check ({args.backend} backend, float64, central differences, tolerance {args.tol:g})")
-    print(f"| variant | layout | worst tensor | rel. error | ok |")
-    print(f"|---|---|---|---:|---|")
+    print("| variant | layout | worst tensor | rel. error | ok |")
+    print("|---|---|---|---:|---|")
     for v, layout, report in gradcheck_suite(variants, list(SUITE_LAYOUTS), backend=args.backend,
                                              seed=args.seed):
         name, err = max(report.items(), key=lambda kv: kv[1])

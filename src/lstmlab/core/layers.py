@@ -20,7 +20,7 @@ import numpy as np
 
 from . import cells
 from .init import INIT_SCHEMES, count_params, init_direction
-from .spec import CellSpec, PRESETS, cell_kind, resolve_spec
+from .spec import PRESETS, cell_kind, resolve_spec
 from .validate import check_array, check_dtype, check_lengths, check_positive_int
 
 __all__ = ["LSTM", "GRU", "RNN", "SequenceCache", "reverse_within_lengths", "BACKENDS"]
@@ -175,9 +175,6 @@ class _Recurrent:
 
     def _state_shape(self, B):
         return (self.num_layers * self.num_directions, B, self.hidden_size)
-
-    def _n_state(self) -> int:
-        return 2 if self.kind == "lstm" else 1
 
     def _unpack_state(self, state, B, name):
         """Validate a user state (tuple for LSTM, array otherwise) into a list of arrays."""

@@ -14,7 +14,6 @@ tasks msd, gts, pfg with the paper's one-cell network (see docs/gers2002_setup.m
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import time
@@ -320,7 +319,7 @@ def write_report(out: str, records: list[dict], recipe: str = "ours", figures: d
     h = NPOW["headline_seed4"]
     L.append(f"| npow reproduction, headline | 4 | {h['peephole']['solve_rate']:.3f} | "
              f"{h['peephole']['test_mse']:.2e} | {h['lstm']['solve_rate']:.3f} | {h['lstm']['test_mse']:.2e} |")
-    L.append(f"| Gers et al. 2002 | - | - | - | - | - |\n")
+    L.append("| Gers et al. 2002 | - | - | - | - | - |\n")
     L.append(f"The paper has no msd-pair numbers: {PAPER['msd-pair']}. The npow README reports single "
              "seeds as low as 0.668 (peephole) and 0.600 (lstm); its seed-4 headline run collapsed to a "
              "solve rate of 0.08 when rerun on our machines.\n")

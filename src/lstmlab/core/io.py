@@ -22,7 +22,7 @@ import tempfile
 
 import numpy as np
 
-__all__ = ["save_arrays", "load_arrays", "save", "load", "atomic_write_bytes"]
+__all__ = ["save_arrays", "load_arrays", "save", "load", "atomic_write_bytes", "atomic_write_json"]
 
 _DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64,
            "I32": np.int32, "U8": np.uint8, "BOOL": np.bool_}
@@ -47,6 +47,14 @@ def atomic_write_bytes(path: str | os.PathLike, chunks) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_json(path, obj, sort_keys: bool = True) -> str:
+    """Write ``obj`` as indented JSON (newline-terminated) through :func:`atomic_write_bytes`;
+    returns the JSON text."""
+    text = json.dumps(obj, indent=2, sort_keys=sort_keys)
+    atomic_write_bytes(path, [text.encode() + b"\n"])
+    return text
 
 
 def _digest(config_json: str, names, arrays) -> str:

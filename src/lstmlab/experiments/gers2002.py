@@ -13,14 +13,13 @@ tasks msd, gts, pfg with the paper's one-cell network (see docs/gers2002_setup.m
 """
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
 
 import numpy as np
 
-from ..core.io import atomic_write_bytes
+from ..core.io import atomic_write_bytes, atomic_write_json
 from ..train.config import TrainConfig
 from .runner import default_jobs, run_configs
 
@@ -185,8 +184,7 @@ def reproduce(out: str, seeds=range(10), iters: int = 3000, jobs: int | None = N
     log(f"gers2002: {len(unique)} runs on {jobs} process(es) into {out}")
     done = dict(zip(unique, run_configs(list(unique.items()), jobs=jobs, quiet=quiet, label="gers2002")))
     records = [_record(done[d], e, T) for (d, _), (e, T) in zip(work, tags)]
-    with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump(records, f, indent=2)
+    atomic_write_json(os.path.join(out, "results.json"), records, sort_keys=False)
     figs = {}
     if figures:
         figs = _figures(out, records, seeds, log)

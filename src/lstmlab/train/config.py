@@ -175,11 +175,10 @@ class TrainConfig:
         return d
 
     def to_json(self, path=None) -> str:
-        s = json.dumps(self.to_dict(), indent=2, sort_keys=True)
-        if path is not None:
-            from ..core.io import atomic_write_bytes
-            atomic_write_bytes(path, [s.encode() + b"\n"])
-        return s
+        if path is None:
+            return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+        from ..core.io import atomic_write_json
+        return atomic_write_json(path, self.to_dict())
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":

@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from ..core.io import atomic_write_bytes, load_arrays, save_arrays
+from ..core.io import atomic_write_bytes, atomic_write_json, load_arrays, save_arrays
 from ..core.losses import mse_loss
 from ..core.optim import Adam, clip_global_norm
 from .config import TrainConfig, test_rng, train_rng
@@ -44,10 +44,6 @@ def evaluate(model: SeqModel, task, batch) -> dict:
     with np.errstate(over="ignore", invalid="ignore"):
         pred = model.predict(batch.x)
         return {k: float(v) for k, v in task.evaluate(pred, batch).items()}
-
-
-def _write_json(path, obj) -> None:
-    atomic_write_bytes(path, [json.dumps(obj, indent=2, sort_keys=True).encode() + b"\n"])
 
 
 def _save_checkpoint(path, model, opt, cfg, it, wall_s, running=(0.0, 0.0, 0)) -> None:
@@ -187,7 +183,7 @@ def train(cfg: TrainConfig, out_dir=None, *, resume: bool = False, quiet: bool =
         _save_checkpoint(ckpt, model, opt, cfg, cfg.iters, wall())
         save_arrays(os.path.join(out_dir, WEIGHTS), model.params,
                     {"model": model.config(), "train_config": cfg.to_dict()})
-        _write_json(os.path.join(out_dir, "summary.json"), summary)
+        atomic_write_json(os.path.join(out_dir, "summary.json"), summary)
     summary["params"] = model.params
     return summary
 
@@ -197,7 +193,7 @@ def _diverged(out_dir, cfg, it, loss, last_good, wall_s):
     if out_dir is not None:
         where = (f"; the last good checkpoint (iteration {last_good}) is kept in "
                  f"{os.path.join(out_dir, CHECKPOINT)}")
-        _write_json(os.path.join(out_dir, "summary.json"),
+        atomic_write_json(os.path.join(out_dir, "summary.json"),
                     {"status": "diverged", "task": cfg.task, "variant": cfg.variant_name,
                      "seed": cfg.seed, "diverged_at": it, "last_good_iter": last_good,
                      "wall_s": round(wall_s, 3)})

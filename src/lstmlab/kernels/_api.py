@@ -98,6 +98,14 @@ def _lstm_flags(spec):
             int(spec.full_gate_recurrence), int(spec.peephole))
 
 
+def _lstm_operands(spec, W_hh, peep, R, mask, T, B, H, dt):
+    """What both LSTM kernels take besides the sequence arrays, in the compute dtype: W_hh,
+    peepholes (3, H), gate recurrence (3H, 3H), mask (T, B), the spec's flags, clip and 1."""
+    clip = dt.type(spec.cell_clip if spec.cell_clip is not None else 0.0)
+    return (_c(W_hh, dt), _peep(spec, peep, H, dt), _recur(spec, R, H, dt), _mask(mask, T, B, dt),
+            _lstm_flags(spec), clip, dt.type(1.0))
+
+
 def _peep(spec, peep, H, dt):
     if spec.peephole:
         p = _c(peep, dt)
@@ -135,13 +143,7 @@ def lstm_loop_forward(spec, xp, W_hh, peep, R, h0, c0, mask, *, large=None):
     xp = _c(xp, dt)
     T, B, H4 = xp.shape
     H = H4 // 4
-    W = _c(W_hh, dt)
-    pc = _peep(spec, peep, H, dt)
-    Rm = _recur(spec, R, H, dt)
-    m = _mask(mask, T, B, dt)
-    flags = _lstm_flags(spec)
-    clip = dt.type(spec.cell_clip if spec.cell_clip is not None else 0.0)
-    one = dt.type(1.0)
+    W, pc, Rm, m, flags, clip, one = _lstm_operands(spec, W_hh, peep, R, mask, T, B, H, dt)
     Hs = np.empty((T + 1, B, H), dtype=dt)
     Cs = np.empty((T + 1, B, H), dtype=dt)
     G = np.empty((T, B, H4), dtype=dt)
@@ -175,13 +177,7 @@ def lstm_loop_backward(spec, Hs, Cs, G, W_hh, peep, R, mask, dY, dh_n, dc_n, *, 
     Hs, Cs, G, dY = _c(Hs, dt), _c(Cs, dt), _c(G, dt), _c(dY, dt)
     T, B, H = dY.shape
     H4 = 4 * H
-    W = _c(W_hh, dt)
-    pc = _peep(spec, peep, H, dt)
-    Rm = _recur(spec, R, H, dt)
-    m = _mask(mask, T, B, dt)
-    flags = _lstm_flags(spec)
-    clip = dt.type(spec.cell_clip if spec.cell_clip is not None else 0.0)
-    one = dt.type(1.0)
+    W, pc, Rm, m, flags, clip, one = _lstm_operands(spec, W_hh, peep, R, mask, T, B, H, dt)
     dh = np.array(dh_n, dtype=dt, order="C")                      # copies
     dc = np.array(dc_n, dtype=dt, order="C")
     dxp = np.empty((T, B, H4), dtype=dt)

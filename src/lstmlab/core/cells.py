@@ -6,10 +6,11 @@ Each cell has three pieces:
 * ``*_step_backward``: the hand-derived gradient of that step, right below it;
 * ``*_loop_forward`` / ``*_loop_backward``: the recurrence over a whole (masked) sequence.
 
-The loops are the reference implementation of the interface that the compiled kernels
-(:mod:`lstmlab.kernels`) implement too; the sequence layer (:mod:`lstmlab.core.layers`) does the
-input projection ``xp = x W_ih^T + b`` for all steps in one matrix product before calling a loop
-and turns ``dxp`` back into ``dx``, ``dW_ih`` and ``db`` after it.
+The loops, with ``input_projection`` (``xp = x W_ih^T + b`` for all steps in one matrix product,
+done before a loop) and ``input_projection_backward`` (``dxp`` back into ``dx``, ``dW_ih`` and
+``db`` after it), are the reference implementation of the interface that the compiled kernels
+(:mod:`lstmlab.kernels`) implement too; the sequence layer (:mod:`lstmlab.core.layers`) calls one
+module or the other.
 
 Shapes: T steps, B sequences, H hidden units. ``mask`` is a (T, B) float array of 0/1: where it is 0
 (padding after a sequence's end) the step leaves the state unchanged and receives no gradient.
@@ -23,7 +24,7 @@ import numpy as np
 from .spec import CellSpec
 
 __all__ = [
-    "sigmoid",
+    "sigmoid", "input_projection", "input_projection_backward",
     "lstm_step_forward", "lstm_step_backward", "lstm_loop_forward", "lstm_loop_backward",
     "gru_step_forward", "gru_step_backward", "gru_loop_forward", "gru_loop_backward",
     "rnn_step_forward", "rnn_step_backward", "rnn_loop_forward", "rnn_loop_backward",
@@ -34,6 +35,27 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     """Logistic function 1 / (1 + exp(-z)), computed as (1 + tanh(z / 2)) / 2: one ufunc call,
     exact in real arithmetic and free of overflow for large |z|."""
     return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+# ----------------------------------------------------------------------------------------------
+# Input projection (every cell)
+# ----------------------------------------------------------------------------------------------
+
+def input_projection(x, W_ih, bias):
+    """``xp = x W_ih^T + bias`` for all T steps at once: x (T, B, D), W_ih (G*H, D), bias (G*H,)
+    -> xp (T, B, G*H), one 2-D matrix product (the sum over the inputs first, then the bias)."""
+    T, B, D = x.shape
+    xp = x.reshape(T * B, D) @ W_ih.T                                   # (T*B, G*H)
+    xp += bias
+    return xp.reshape(T, B, -1)
+
+
+def input_projection_backward(dxp, x, W_ih):
+    """Gradients of :func:`input_projection` given dxp (T, B, G*H):
+    ``dx = dxp W_ih`` (T, B, D), ``dW_ih = sum_t dxp_t^T x_t`` (G*H, D), ``db = sum_{t,b} dxp``."""
+    T, B, D = x.shape
+    d2 = dxp.reshape(T * B, -1)                                         # (T*B, G*H)
+    return dxp @ W_ih, d2.T @ x.reshape(T * B, D), d2.sum(axis=0)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -254,10 +254,8 @@ class _Recurrent:
         p = self._direction_params(k, d)
         # input projection of all steps in one 2-D matrix product; the biases that add up front
         # (both for LSTM and RNN, only b_ih for GRU, whose b_hn sits under the reset gate)
-        T, B, D = x.shape
-        xp = x.reshape(T * B, D) @ p["weight_ih"].T                                   # (T*B, G*H)
-        xp += p["bias_ih"] if self.kind == "gru" else p["bias_ih"] + p["bias_hh"]
-        xp = xp.reshape(T, B, -1)                                                     # (T, B, G*H)
+        bias = p["bias_ih"] if self.kind == "gru" else p["bias_ih"] + p["bias_hh"]
+        xp = loops.input_projection(x, p["weight_ih"], bias)                          # (T, B, G*H)
         if self.kind == "lstm":
             return loops.lstm_loop_forward(self.spec, xp, p["weight_hh"], p.get("peep"),
                                            p.get("weight_gg"), init[0], init[1], mask)
@@ -337,14 +335,12 @@ class _Recurrent:
         else:
             dxp, dW_hh, dh0 = loops.rnn_loop_backward(dc.loop[0], p["weight_hh"], mask, dY, dfinal[0])
             d0 = (dh0,)
-        D = dc.x.shape[2]
-        dxp2 = dxp.reshape(-1, dxp.shape[2])                                       # (T*B, G*H)
-        grads[name("weight_ih")] += dxp2.T @ dc.x.reshape(-1, D)
+        dx, dW_ih, db = loops.input_projection_backward(dxp, dc.x, p["weight_ih"])   # dx (T, B, D)
+        grads[name("weight_ih")] += dW_ih
         grads[name("weight_hh")] += dW_hh
-        db = dxp2.sum(axis=0)
         grads[name("bias_ih")] += db
         grads[name("bias_hh")] += db_hh if self.kind == "gru" else db
-        return dxp @ p["weight_ih"], d0                                              # (T, B, D)
+        return dx, d0
 
     # -- PyTorch interchange -------------------------------------------------------------------
     _torch_class = "LSTM"

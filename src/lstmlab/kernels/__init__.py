@@ -1,8 +1,10 @@
 """Compiled fast path (numba) of the LSTM-family loops, tested equal to :mod:`lstmlab.core.cells`.
 
-The six loop functions have the reference's names, arguments and results, so the sequence layer
-can call either module::
+The six loop functions and the two input-projection functions have the reference's names,
+arguments and results, so the sequence layer can call either module::
 
+    input_projection(x, W_ih, bias) -> xp
+    input_projection_backward(dxp, x, W_ih) -> (dx, dW_ih, db)
     lstm_loop_forward(spec, xp, W_hh, peep, R, h0, c0, mask) -> (Hs, Cs, G)
     lstm_loop_backward(spec, Hs, Cs, G, W_hh, peep, R, mask, dY, dh_n, dc_n)
         -> (dxp, dW_hh, dpeep, dR, dh0, dc0)
@@ -29,13 +31,14 @@ import sys
 __all__ = [
     "available", "unavailable_reason", "warmup",
     "lstm_loop_forward", "lstm_loop_backward", "gru_loop_forward", "gru_loop_backward",
-    "rnn_loop_forward", "rnn_loop_backward",
+    "rnn_loop_forward", "rnn_loop_backward", "input_projection", "input_projection_backward",
 ]
 
 try:
     from . import _api
-    from ._api import (gru_loop_backward, gru_loop_forward, lstm_loop_backward,  # noqa: F401
-                       lstm_loop_forward, rnn_loop_backward, rnn_loop_forward)
+    from ._api import (gru_loop_backward, gru_loop_forward, input_projection,  # noqa: F401
+                       input_projection_backward, lstm_loop_backward, lstm_loop_forward,
+                       rnn_loop_backward, rnn_loop_forward)
     _REASON = None
 except Exception as exc:  # numba missing (ImportError) or unusable with this NumPy
     _api = None
@@ -46,6 +49,7 @@ except Exception as exc:  # numba missing (ImportError) or unusable with this Nu
                            "install numba or use backend='reference'")
 
     lstm_loop_forward = lstm_loop_backward = _missing
+    input_projection = input_projection_backward = _missing
     gru_loop_forward = gru_loop_backward = _missing
     rnn_loop_forward = rnn_loop_backward = _missing
 
@@ -98,6 +102,8 @@ def warmup(dtypes=("float64", "float32")) -> None:
         rng = np.random.default_rng(0)
         r = lambda *s: rng.standard_normal(s).astype(dt)  # noqa: E731
         m = np.ones((T, B), dtype=dt)
+        xp = input_projection(r(T, B, 2), r(4 * H, 2), r(4 * H))
+        input_projection_backward(xp, r(T, B, 2), r(4 * H, 2))
         for large in (False, True):
             Hs, Cs, G = lstm_loop_forward(spec, r(T, B, 4 * H), r(4 * H, H), r(3, H), r(3 * H, 3 * H),
                                           r(B, H), r(B, H), m, large=large)

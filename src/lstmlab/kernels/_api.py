@@ -13,11 +13,13 @@ import threading
 import numba
 import numpy as np
 
+from ..core import cells
 from . import _jit
 
 __all__ = [
     "lstm_loop_forward", "lstm_loop_backward", "gru_loop_forward", "gru_loop_backward",
-    "rnn_loop_forward", "rnn_loop_backward", "SMALL_MAX_H", "use_large_path",
+    "rnn_loop_forward", "rnn_loop_backward", "input_projection", "input_projection_backward",
+    "SMALL_MAX_H", "PROJ_MAX_D", "use_large_path",
 ]
 
 #: Largest hidden size that takes the small path (recurrent products in compiled loops). Above
@@ -127,6 +129,44 @@ def _recur(spec, R, H, dt):
 def _ifo(H):
     """Indices of the i, f, o blocks in a 4H gate row."""
     return np.r_[0:2 * H, 3 * H:4 * H]
+
+
+# ----------------------------------------------------------------------------------------------
+# Input projection
+# ----------------------------------------------------------------------------------------------
+
+#: Widest input that takes the compiled projection; wider inputs go to BLAS, whose blocked
+#: products win once there is enough work per call.
+PROJ_MAX_D = 16
+
+
+def input_projection(x, W_ih, bias):
+    """Compiled :func:`lstmlab.core.cells.input_projection` (same arguments and result)."""
+    T, B, D = x.shape
+    dt = _dtype(x)
+    if D > PROJ_MAX_D:
+        return cells.input_projection(x, W_ih, bias)
+    W = _c(W_ih, dt)
+    xp = np.empty((T * B, W.shape[0]), dtype=dt)                  # (T*B, G*H)
+    _call(_jit.proj_forward, dt, _c(x, dt).reshape(T * B, D), np.ascontiguousarray(W.T),
+          _c(bias, dt), xp)
+    return xp.reshape(T, B, -1)
+
+
+def input_projection_backward(dxp, x, W_ih):
+    """Compiled :func:`lstmlab.core.cells.input_projection_backward` (same arguments and results)."""
+    T, B, D = x.shape
+    dt = _dtype(dxp)
+    if D > PROJ_MAX_D:
+        return cells.input_projection_backward(dxp, x, W_ih)
+    d2 = _c(dxp, dt).reshape(T * B, -1)                           # (T*B, G*H)
+    dx = np.empty((T * B, D), dtype=dt)
+    dWT = np.empty((D, d2.shape[1]), dtype=dt)
+    db = np.empty(d2.shape[1], dtype=dt)
+    _call(_jit.proj_backward, dt, d2, _c(x, dt).reshape(T * B, D),
+          np.ascontiguousarray(np.asarray(W_ih, dtype=dt).T), np.ones(_jit.PROJ_BLOCK, dtype=dt),
+          dx, dWT, db)
+    return dx.reshape(T, B, D), dWT.T, db
 
 
 # ----------------------------------------------------------------------------------------------

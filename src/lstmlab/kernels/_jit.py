@@ -1343,3 +1343,81 @@ def merge_rows(dst, src, mask, t):
         if mask[t, b] != 0:
             for u in range(H):
                 dst[b, u] = src[b, u]
+
+
+# ----------------------------------------------------------------------------------------------
+# Input projection (narrow inputs)
+# ----------------------------------------------------------------------------------------------
+# With a few input features (the Gers 2002 tasks have one) a BLAS call for ``x W_ih^T`` is mostly
+# call and thread overhead, and NumPy's column sum for ``db`` is slow on a tall array; these loops
+# run once over the rows, vectorised over the G*H gate columns.
+
+PROJ_BLOCK = 64               # rows whose products are summed in registers before reaching dW, db
+
+
+@njit(**_JIT)
+def proj_forward(x2, WT, bias, out):
+    """out (N, G) = x2 (N, D) @ WT (D, G) + bias (G): per row the sum over d first, then the
+    bias (as the reference's BLAS product followed by ``+= bias``)."""
+    N = U(x2.shape[0])
+    D = U(x2.shape[1])
+    G = U(WT.shape[1])
+    xf = x2.reshape(-1)
+    Wf = WT.reshape(-1)
+    of = out.reshape(-1)
+    zero = bias[0] - bias[0]
+    for n in range(N):
+        _vecmat_add(xf, n * D, D, Wf, U(0), G, G, bias, U(0), of, n * G, zero)
+
+
+@njit(**_JIT)
+def proj_backward(dxp2, x2, WT, ones, dx, dWT, db):
+    """dx (N, D) = dxp2 (N, G) @ WT^T (WT = W_ih^T, (D, G)); dWT (D, G) = x2^T dxp2 and db (G) =
+    the column sums of dxp2 (``ones`` holds PROJ_BLOCK ones). The sums over rows run in registers
+    over blocks of PROJ_BLOCK rows, each block's sum then added to the result (blocked summation,
+    rounding error near NumPy's pairwise sums)."""
+    N = U(dxp2.shape[0])
+    D = U(x2.shape[1])
+    G = U(dxp2.shape[1])
+    df = dxp2.reshape(-1)
+    xf = x2.reshape(-1)
+    Wf = WT.reshape(-1)
+    dxf = dx.reshape(-1)
+    dWf = dWT.reshape(-1)
+    zero = db[0] - db[0]
+    _fill(dWf, U(0), D * G, zero)
+    _fill(db, U(0), G, zero)
+    n0 = U(0)
+    while n0 < N:
+        nr = min(N - n0, U(PROJ_BLOCK))
+        _vecmat_s(ones, U(0), U(1), nr, df, n0 * G, G, G, db, U(0), zero)
+        for d in range(D):
+            _vecmat_s(xf, n0 * D + d, D, nr, df, n0 * G, G, G, dWf, d * G, zero)
+        n0 += nr
+    for n in range(N):                                   # dx[n, d] = dxp2[n] . WT[d], 8 lanes
+        rb = n * G
+        for d in range(D):
+            wb = d * G
+            a0 = zero
+            a1 = zero
+            a2 = zero
+            a3 = zero
+            a4 = zero
+            a5 = zero
+            a6 = zero
+            a7 = zero
+            g = U(0)
+            while g + U(8) <= G:
+                a0 += df[rb + g] * Wf[wb + g]
+                a1 += df[rb + g + U(1)] * Wf[wb + g + U(1)]
+                a2 += df[rb + g + U(2)] * Wf[wb + g + U(2)]
+                a3 += df[rb + g + U(3)] * Wf[wb + g + U(3)]
+                a4 += df[rb + g + U(4)] * Wf[wb + g + U(4)]
+                a5 += df[rb + g + U(5)] * Wf[wb + g + U(5)]
+                a6 += df[rb + g + U(6)] * Wf[wb + g + U(6)]
+                a7 += df[rb + g + U(7)] * Wf[wb + g + U(7)]
+                g += U(8)
+            while g < G:
+                a0 += df[rb + g] * Wf[wb + g]
+                g += U(1)
+            dxf[n * D + d] = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))

@@ -723,11 +723,12 @@ def _lstm_fwd_flat(PG, RRG, PCR, Csf, cb0, OUT, n, ui, uf, uo, ag, ac, cp, fg, p
 
 
 @njit(inline="always", **_JIT)
-def _lstm_bwd_flat(GG, DQG, PCR, Csf, cb0, cb1, dYf, dhf, dcf, hb0, OUT, n,
+def _lstm_bwd_flat(GG, DQG, PCR, Csf, cb0, cb1, dYf, dhf, dcf, hb0, OUT, DPACC, n,
                    ui, uf, uo, ag, ac, cp, fg, pe, clip, one):
     """Cells [0, n) of a chunk of the BPTT step: gates GG and dq DQG gate-major; c_{t-1} at
     Cs[cb0 + k], c_t at Cs[cb1 + k], dY at [cb0 + k], dh and dc at [hb0 + k]. OUT gets dz_i, dz_f,
-    dz_g, dz_o, the gradient reaching c_{t-1} (before W_hh) and the peephole products (0..7)."""
+    dz_g, dz_o and the gradient reaching c_{t-1} before W_hh (0..4); the peephole products
+    dz_i c_{t-1}, dz_f c_{t-1}, dz_o c_t are added to DPACC (segments 0..2)."""
     zero = one - one
     for k in range(n):
         i = GG[k]
@@ -769,9 +770,9 @@ def _lstm_bwd_flat(GG, DQG, PCR, Csf, cb0, cb1, dYf, dhf, dcf, hb0, OUT, n,
         OUT[_F3 + k] = dzo
         OUT[_F4 + k] = dcp
         if pe:
-            OUT[_F5 + k] = dzi * c0
-            OUT[_F6 + k] = dzf * c0
-            OUT[_F7 + k] = dzo * c
+            DPACC[k] += dzi * c0
+            DPACC[_F1 + k] += dzf * c0
+            DPACC[_F2 + k] += dzo * c
 
 
 @njit(**_JIT)
@@ -885,7 +886,7 @@ def lstm_bwd_small(Hs, Cs, G, W, pc, R, mask, dY, dh, dc, dxp, dpeep, dW, ui, uf
     PCR = _rep_peep(pc.reshape(-1), H, NB, dY.dtype)
     GG = np.zeros(4 * CAPF, dtype=dY.dtype)
     DQG = np.zeros(3 * CAPF, dtype=dY.dtype)
-    OUT = np.zeros(8 * CAPF, dtype=dY.dtype)
+    OUT = np.zeros(5 * CAPF, dtype=dY.dtype)
     DPACC = np.zeros(3 * CAPF, dtype=dY.dtype)
     dq = np.zeros(B * H3, dtype=dY.dtype)
     for tt in range(T):
@@ -914,21 +915,17 @@ def lstm_bwd_small(Hs, Cs, G, W, pc, R, mask, dY, dh, dc, dxp, dpeep, dW, ui, uf
             hb0 = b0 * H
             if fg:
                 if pe:
-                    _lstm_bwd_flat(GG, DQG, PCR, Csf, cb0, cb1, dYf, dhf, dcf, hb0, OUT, nb * H,
-                                   ui, uf, uo, ag, ac, cp, True, True, clip, one)
+                    _lstm_bwd_flat(GG, DQG, PCR, Csf, cb0, cb1, dYf, dhf, dcf, hb0, OUT, DPACC,
+                                   nb * H, ui, uf, uo, ag, ac, cp, True, True, clip, one)
                 else:
-                    _lstm_bwd_flat(GG, DQG, PCR, Csf, cb0, cb1, dYf, dhf, dcf, hb0, OUT, nb * H,
-                                   ui, uf, uo, ag, ac, cp, True, False, clip, one)
+                    _lstm_bwd_flat(GG, DQG, PCR, Csf, cb0, cb1, dYf, dhf, dcf, hb0, OUT, DPACC,
+                                   nb * H, ui, uf, uo, ag, ac, cp, True, False, clip, one)
             elif pe:
-                _lstm_bwd_flat(GG, DQG, PCR, Csf, cb0, cb1, dYf, dhf, dcf, hb0, OUT, nb * H,
-                               ui, uf, uo, ag, ac, cp, False, True, clip, one)
+                _lstm_bwd_flat(GG, DQG, PCR, Csf, cb0, cb1, dYf, dhf, dcf, hb0, OUT, DPACC,
+                               nb * H, ui, uf, uo, ag, ac, cp, False, True, clip, one)
             else:
-                _lstm_bwd_flat(GG, DQG, PCR, Csf, cb0, cb1, dYf, dhf, dcf, hb0, OUT, nb * H,
-                               ui, uf, uo, ag, ac, cp, False, False, clip, one)
-            if pe:
-                for g in range(U(3)):
-                    for k in range(nb * H):
-                        DPACC[g * _F1 + k] += OUT[_F5 + g * _F1 + k]
+                _lstm_bwd_flat(GG, DQG, PCR, Csf, cb0, cb1, dYf, dhf, dcf, hb0, OUT, DPACC,
+                               nb * H, ui, uf, uo, ag, ac, cp, False, False, clip, one)
             for j in range(nb):
                 b = b0 + j
                 gb = (t * B + b) * H4

@@ -293,6 +293,7 @@ def run_benchmarks(workloads=("W1", "W2", "W3"), repeats: int | None = None, qui
             _log(quiet, f"numba not usable ({kernels.unavailable_reason()}): skipping compiled")
             paths = tuple(p for p in paths if p != "compiled")
         else:
+            kernels.set_num_threads(threads)          # the same thread count as BLAS and torch
             t0 = time.perf_counter()
             kernels.warmup(dtypes)
             _log(quiet, f"compiled kernels ready ({time.perf_counter() - t0:.1f} s, cached on disk)")

@@ -130,6 +130,73 @@ def test_lstm_wide_batch_and_hidden(large):
             close(x, y, np.float64, name)
 
 
+def test_batch_parts():
+    """Parts cover the batch in order, nearly equal, at most PART_ROWS rows, by batch size only."""
+    from lstmlab.kernels._api import PART_ROWS, batch_parts
+    for B in (1, 2, PART_ROWS, PART_ROWS + 1, 32, 37, 300):
+        b = batch_parts(B)
+        sizes = np.diff(b)
+        assert b[0] == 0 and b[-1] == B and np.all(sizes >= 1), B
+        assert sizes.max() <= PART_ROWS and sizes.max() - sizes.min() <= 1, B
+        assert len(b) - 1 == -(-B // PART_ROWS), B
+
+
+@pytest.mark.parametrize("name", ["peephole_clip", "fgr", "lstm"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_threads_give_the_same_bits(name, dtype):
+    """The small path's batch parts on 1, 2 or 3 threads: identical bits, and equal to the
+    reference (B = 37 gives three parts; padded rows from random lengths)."""
+    spec = SPECS[name]
+    rng = np.random.default_rng(11)
+    T, B, H = 9, 37, 8
+    a = lstm_inputs(rng, spec, T, B, H, dtype, "lengths")
+    args = (a["W"], a["peep"], a["R"])
+    before = kernels.get_num_threads()
+    outs = []
+    try:
+        for n in (1, 2, 3):
+            kernels.set_num_threads(n)
+            fwd = kernels.lstm_loop_forward(spec, a["xp"], *args, a["h0"], a["c0"], a["mask"],
+                                            large=False)
+            bwd = kernels.lstm_loop_backward(spec, *fwd, *args, a["mask"], a["dY"], a["dh"],
+                                             a["dc"], large=False)
+            outs.append([x for x in (*fwd, *bwd) if x is not None])
+    finally:
+        kernels.set_num_threads(before)
+    for other in outs[1:]:
+        for x, y in zip(outs[0], other):
+            np.testing.assert_array_equal(x, y)
+    ref = cells.lstm_loop_forward(spec, a["xp"], *args, a["h0"], a["c0"], a["mask"])
+    refb = cells.lstm_loop_backward(spec, *ref, *args, a["mask"], a["dY"], a["dh"], a["dc"])
+    for x, y in zip(outs[0], [r for r in (*ref, *refb) if r is not None]):
+        close(x, y, dtype, name)
+
+
+def test_forked_child_after_threaded_kernels():
+    """GNU OpenMP cannot run in a child forked after its first use (numba would terminate the
+    child): a forked child runs the parts in turn and gets the parent's results."""
+    code = textwrap.dedent("""
+        import multiprocessing as mp, numpy as np
+        from lstmlab import kernels
+        from lstmlab.core.spec import PRESETS
+        spec = PRESETS["peephole"]
+        rng = np.random.default_rng(0)
+        T, B, H = 5, 40, 8
+        xp, W = rng.standard_normal((T, B, 4 * H)), rng.standard_normal((4 * H, H))
+        peep, h0 = rng.standard_normal((3, H)), np.zeros((B, H))
+        kernels.set_num_threads(2)
+        def run(_=None):
+            return kernels.lstm_loop_forward(spec, xp, W, peep, None, h0, h0, None)[0]
+        parent = run()
+        with mp.get_context("fork").Pool(1) as pool:
+            child = pool.map(run, [0])[0]
+        assert np.array_equal(parent, child)
+        print("ok")
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+
+
 def test_lstm_long_sequence_float64():
     """A Gers-2002-sized sequence: equality to 1e-12 holds after 150 steps of recurrence."""
     rng = np.random.default_rng(3)

@@ -19,6 +19,11 @@ loop functions raise ``RuntimeError``. Compiled code is cached on disk (numba ``
 pays the compilation (about a minute for every kernel in both dtypes; a single cell and dtype
 compiles on first use in ~10 s); :func:`warmup` compiles everything ahead of time.
 
+The LSTM's small path (hidden sizes up to 32) splits the batch into parts of 16 rows and runs
+them on numba's threads (:func:`set_num_threads`; default ``LSTMLAB_NUM_THREADS``, else the cores
+this process may run on). The parts and the order in which their gradients are summed depend on
+the batch size only, so any thread count gives the same bits.
+
 Importing this package with numba present also raises glibc's mmap/trim thresholds (see
 :func:`_tune_malloc`; ``LSTMLAB_MALLOC_TUNE=0`` disables it).
 """
@@ -32,13 +37,14 @@ __all__ = [
     "available", "unavailable_reason", "warmup",
     "lstm_loop_forward", "lstm_loop_backward", "gru_loop_forward", "gru_loop_backward",
     "rnn_loop_forward", "rnn_loop_backward", "input_projection", "input_projection_backward",
+    "set_num_threads", "get_num_threads",
 ]
 
 try:
     from . import _api
-    from ._api import (gru_loop_backward, gru_loop_forward, input_projection,  # noqa: F401
-                       input_projection_backward, lstm_loop_backward, lstm_loop_forward,
-                       rnn_loop_backward, rnn_loop_forward)
+    from ._api import (get_num_threads, gru_loop_backward, gru_loop_forward,  # noqa: F401
+                       input_projection, input_projection_backward, lstm_loop_backward,
+                       lstm_loop_forward, rnn_loop_backward, rnn_loop_forward, set_num_threads)
     _REASON = None
 except Exception as exc:  # numba missing (ImportError) or unusable with this NumPy
     _api = None
@@ -50,6 +56,12 @@ except Exception as exc:  # numba missing (ImportError) or unusable with this Nu
 
     lstm_loop_forward = lstm_loop_backward = _missing
     input_projection = input_projection_backward = _missing
+
+    def set_num_threads(n: int) -> None:  # noqa: D103  (nothing to thread without numba)
+        pass
+
+    def get_num_threads() -> int:  # noqa: D103
+        return 1
     gru_loop_forward = gru_loop_backward = _missing
     rnn_loop_forward = rnn_loop_backward = _missing
 
@@ -98,7 +110,7 @@ def warmup(dtypes=("float64", "float32")) -> None:
     spec = CellSpec(peephole=True, full_gate_recurrence=True, cell_clip=5.0)
     for name in dtypes:
         dt = np.dtype(name)
-        T, B, H = 2, 2, 3
+        T, B, H = 2, 17, 3                # B > PART_ROWS: the threaded LSTM drivers too
         rng = np.random.default_rng(0)
         r = lambda *s: rng.standard_normal(s).astype(dt)  # noqa: E731
         m = np.ones((T, B), dtype=dt)

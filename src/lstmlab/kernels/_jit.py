@@ -47,7 +47,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, types
+from numba import njit, prange, types
 from numba.extending import intrinsic, overload
 
 _FM = {"contract"}
@@ -776,8 +776,10 @@ def _lstm_bwd_flat(GG, DQG, PCR, Csf, cb0, cb1, dYf, dhf, dcf, hb0, OUT, DPACC, 
 
 
 @njit(**_JIT)
-def lstm_fwd_small(xp, WT, pc, RT, mask, Hs, Cs, G, ui, uf, uo, ag, ac, cp, fg, pe, clip, one):
-    """Whole-sequence LSTM forward with the recurrent products in compiled loops.
+def lstm_fwd_small(xp, WT, pc, RT, mask, Hs, Cs, G, ui, uf, uo, ag, ac, cp, fg, pe, clip, one,
+                   b_lo, b_hi):
+    """Whole-sequence LSTM forward with the recurrent products in compiled loops, for the batch
+    rows [b_lo, b_hi) (rows are independent, so row ranges may run on different threads).
 
     xp (T, B, 4H); WT = W_hh^T (H, 4H); pc (3, H); RT = R^T (3H, 3H) (any shape without FGR);
     mask (T, B) of 0/1; Hs, Cs (T+1, B, H) with [0] filled on entry; G (T, B, 4H) is written.
@@ -789,7 +791,9 @@ def lstm_fwd_small(xp, WT, pc, RT, mask, Hs, Cs, G, ui, uf, uo, ag, ac, cp, fg, 
     H2 = U(2) * H
     H3 = U(3) * H
     zero = one - one
-    NB = max(U(1), min(B, U(CAPF) // H))
+    b_lo = U(b_lo)
+    b_hi = U(b_hi)
+    NB = max(U(1), min(b_hi - b_lo, U(CAPF) // H))
     xpf = xp.reshape(-1)
     Hsf = Hs.reshape(-1)
     Csf = Cs.reshape(-1)
@@ -801,9 +805,9 @@ def lstm_fwd_small(xp, WT, pc, RT, mask, Hs, Cs, G, ui, uf, uo, ag, ac, cp, fg, 
     RRG = np.zeros(3 * CAPF, dtype=xp.dtype)
     OUT = np.zeros(6 * CAPF, dtype=xp.dtype)
     for t in range(T):
-        b0 = U(0)
-        while b0 < B:
-            nb = min(NB, B - b0)
+        b0 = b_lo
+        while b0 < b_hi:
+            nb = min(NB, b_hi - b0)
             for j in range(nb):
                 b = b0 + j
                 if mask[t, b] == 0:
@@ -857,8 +861,9 @@ def lstm_fwd_small(xp, WT, pc, RT, mask, Hs, Cs, G, ui, uf, uo, ag, ac, cp, fg, 
 
 @njit(**_JIT)
 def lstm_bwd_small(Hs, Cs, G, W, pc, R, mask, dY, dh, dc, dxp, dpeep, dW, ui, uf, uo, ag, ac, cp,
-                   fg, pe, clip, one):
-    """Whole-sequence LSTM BPTT with the recurrent products in compiled loops.
+                   fg, pe, clip, one, b_lo, b_hi):
+    """Whole-sequence LSTM BPTT with the recurrent products in compiled loops, for the batch rows
+    [b_lo, b_hi); dpeep and dW receive those rows' contributions only.
 
     W = W_hh (4H, H); R (3H, 3H) (any shape without FGR). dh, dc (B, H): on entry the gradient of
     the final state, on exit that of the initial state. dxp (T, B, 4H) is written; dpeep (3, H)
@@ -871,7 +876,9 @@ def lstm_bwd_small(Hs, Cs, G, W, pc, R, mask, dY, dh, dc, dxp, dpeep, dW, ui, uf
     H4 = U(4) * H
     H3 = U(3) * H
     zero = one - one
-    NB = max(U(1), min(B, U(CAPF) // H))
+    b_lo = U(b_lo)
+    b_hi = U(b_hi)
+    NB = max(U(1), min(b_hi - b_lo, U(CAPF) // H))
     Hsf = Hs.reshape(-1)
     dWf = dW.reshape(-1)
     Csf = Cs.reshape(-1)
@@ -891,9 +898,9 @@ def lstm_bwd_small(Hs, Cs, G, W, pc, R, mask, dY, dh, dc, dxp, dpeep, dW, ui, uf
     dq = np.zeros(B * H3, dtype=dY.dtype)
     for tt in range(T):
         t = T - U(1) - tt
-        b0 = U(0)
-        while b0 < B:
-            nb = min(NB, B - b0)
+        b0 = b_lo
+        while b0 < b_hi:
+            nb = min(NB, b_hi - b0)
             for j in range(nb):                          # gather gates (zeros on padding)
                 b = b0 + j
                 ro = j * H
@@ -943,11 +950,39 @@ def lstm_bwd_small(Hs, Cs, G, W, pc, R, mask, dY, dh, dc, dxp, dpeep, dW, ui, uf
                     _vecmat(dxpf, gb + H3, H, Rf, U(2) * H * H3, H3, H3, dq, b * H3, zero)
             b0 += nb
         for k in range(H4):                              # dW_hh += da_t^T h_{t-1}
-            _vecmat_s(dxpf, t * B * H4 + k, H4, B, Hsf, t * B * H, H, H, dWf, k * H, zero)
+            _vecmat_s(dxpf, (t * B + b_lo) * H4 + k, H4, b_hi - b_lo, Hsf, (t * B + b_lo) * H, H,
+                      H, dWf, k * H, zero)
     for g in range(U(3)):                                # dpeep = sum over the batch rows
         for j in range(NB):
             for u in range(H):
                 dpf[g * H + u] += DPACC[g * _F1 + j * H + u]
+
+
+# -- the small path on several threads: batch parts in a prange ------------------------------
+# The parts (row ranges, ``bounds[p]:bounds[p+1]``) are fixed by the batch size alone, and each
+# part has its own dpeep and dW accumulator, summed in part order by the caller: results do not
+# depend on the number of threads. Without threads the caller runs the parts one by one.
+
+_JIT_PAR = dict(_JIT, parallel=True)
+
+
+@njit(**_JIT_PAR)
+def lstm_fwd_parts(bounds, xp, WT, pc, RT, mask, Hs, Cs, G, ui, uf, uo, ag, ac, cp, fg, pe, clip,
+                   one):
+    """:func:`lstm_fwd_small` on every part, the parts spread over numba's threads."""
+    for p in prange(bounds.shape[0] - 1):
+        lstm_fwd_small(xp, WT, pc, RT, mask, Hs, Cs, G, ui, uf, uo, ag, ac, cp, fg, pe, clip, one,
+                       bounds[p], bounds[p + 1])
+
+
+@njit(**_JIT_PAR)
+def lstm_bwd_parts(bounds, Hs, Cs, G, W, pc, R, mask, dY, dh, dc, dxp, dpeeps, dWs, ui, uf, uo,
+                   ag, ac, cp, fg, pe, clip, one):
+    """:func:`lstm_bwd_small` on every part (part p accumulates into dpeeps[p] and dWs[p]), the
+    parts spread over numba's threads."""
+    for p in prange(bounds.shape[0] - 1):
+        lstm_bwd_small(Hs, Cs, G, W, pc, R, mask, dY, dh, dc, dxp, dpeeps[p], dWs[p], ui, uf, uo,
+                       ag, ac, cp, fg, pe, clip, one, bounds[p], bounds[p + 1])
 
 
 @njit(**_JIT)

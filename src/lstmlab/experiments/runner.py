@@ -74,20 +74,13 @@ def run_configs(jobs_list: list[tuple[str, TrainConfig]], jobs: int | None = Non
                 bar.update(i + 1, f"last: {_short(results[i])}", force=True)
         else:
             ctx = mp.get_context("fork") if hasattr(os, "fork") else mp.get_context()
-            procs = min(jobs, len(work))
-            with ctx.Pool(procs, initializer=_init_worker, initargs=(procs,)) as pool:
+            with ctx.Pool(min(jobs, len(work))) as pool:
                 done = 0
                 for i, r in pool.imap_unordered(_indexed, list(enumerate(work))):
                     results[i] = r
                     done += 1
                     bar.update(done, f"last: {_short(r)}", force=True)
     return results  # type: ignore[return-value]
-
-
-def _init_worker(procs: int) -> None:
-    """Share the cores among the pool's processes: each gets cores // procs kernel threads."""
-    from .. import kernels
-    kernels.set_num_threads(max(1, default_jobs() // procs))
 
 
 def _indexed(iw):

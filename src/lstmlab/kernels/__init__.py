@@ -19,10 +19,10 @@ loop functions raise ``RuntimeError``. Compiled code is cached on disk (numba ``
 pays the compilation (about a minute for every kernel in both dtypes; a single cell and dtype
 compiles on first use in ~10 s); :func:`warmup` compiles everything ahead of time.
 
-The LSTM's small path (hidden sizes up to 32) splits the batch into parts of 16 rows and runs
-them on numba's threads (:func:`set_num_threads`; default ``LSTMLAB_NUM_THREADS``, else the cores
-this process may run on). The parts and the order in which their gradients are summed depend on
-the batch size only, so any thread count gives the same bits.
+The LSTM's small path (hidden sizes up to 32) splits the batch into parts of 16 rows, which can
+run on numba's threads (:func:`set_num_threads`, ``LSTMLAB_NUM_THREADS``; one thread by default,
+see there why). The parts and the order in which their gradients are summed depend on the batch
+size only, so any thread count gives the same bits.
 
 Importing this package with numba present also raises glibc's mmap/trim thresholds (see
 :func:`_tune_malloc`; ``LSTMLAB_MALLOC_TUNE=0`` disables it).

@@ -54,14 +54,11 @@ def batch_parts(B: int) -> np.ndarray:
 
 def _default_threads() -> int:
     env = os.environ.get("LSTMLAB_NUM_THREADS", "")
-    if env:
-        if not env.isdigit() or int(env) < 1:
-            raise ValueError(f"LSTMLAB_NUM_THREADS: expected a positive integer, got {env!r}")
-        return int(env)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
+    if not env:
+        return 1
+    if not env.isdigit() or int(env) < 1:
+        raise ValueError(f"LSTMLAB_NUM_THREADS: expected a positive integer, got {env!r}")
+    return int(env)
 
 
 _threads = {"n": None, "layer_ok": None}
@@ -70,7 +67,13 @@ _threads = {"n": None, "layer_ok": None}
 def set_num_threads(n: int) -> None:
     """Threads for the LSTM's small path (batch parts run in a numba ``prange``): at most numba's
     own thread count. 1 runs the parts one after the other in the calling thread, with the same
-    results. Default: ``LSTMLAB_NUM_THREADS``, else the cores this process may run on."""
+    results. Default: ``LSTMLAB_NUM_THREADS``, else 1.
+
+    Off by default because numba's OpenMP workers spin after each parallel region and then
+    compete with OpenBLAS's threads for the cores: on 2 cores an LSTM with H = 32 and a
+    Dense(32, 512) readout trained 50% slower on 2 threads than on 1 (``GOMP_SPINCOUNT=10000``:
+    12% slower). Worth it when the rest of the model is small too: the Gers 2002 workload in
+    float64 trained ~20% faster on 2 threads (benchmarks/README.md)."""
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n: expected a positive integer, got {n!r}")
     _threads["n"] = int(min(n, numba.config.NUMBA_NUM_THREADS))

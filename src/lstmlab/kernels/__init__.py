@@ -55,15 +55,16 @@ except Exception as exc:  # numba missing (ImportError) or unusable with this Nu
                            "install numba or use backend='reference'")
 
     lstm_loop_forward = lstm_loop_backward = _missing
-    input_projection = input_projection_backward = _missing
-
-    def set_num_threads(n: int) -> None:  # noqa: D103  (nothing to thread without numba)
-        pass
-
-    def get_num_threads() -> int:  # noqa: D103
-        return 1
     gru_loop_forward = gru_loop_backward = _missing
     rnn_loop_forward = rnn_loop_backward = _missing
+    input_projection = input_projection_backward = _missing
+
+    def set_num_threads(n: int) -> None:
+        """Without numba there is nothing to run on threads: accepted and ignored."""
+
+    def get_num_threads() -> int:
+        """Without numba: 1."""
+        return 1
 
 
 def _tune_malloc() -> bool:

@@ -151,7 +151,7 @@ def _time_round_robin(steps, repeats: int, warmup: int = 2, block: int = 1,
                 out[i].append(time.perf_counter() - t0)
         if budget_s is not None and r >= 2 and time.perf_counter() - t_start > budget_s:
             break
-    return out
+    return [ts[:repeats] for ts in out]
 
 
 def _row(w, path, variant, dtype, times, threads, **extra) -> Row:
@@ -322,14 +322,19 @@ def run_benchmarks(workloads=("W1", "W2", "W3"), repeats: int | None = None, qui
             configs = []
             if "floor" in paths:
                 configs.append(("floor (matmuls)", "-", _floor_step(w, dtype)))
-            threaded = threads > 1 and "compiled" in paths and not use_large_path("lstm", w.H, w.B)
+            kthreads = 1
+            if "compiled" in paths and not use_large_path("lstm", w.H, w.B):
+                kernels.set_num_threads(threads)      # capped at numba's threads: label what runs
+                kthreads = kernels.get_num_threads()
+                kernels.set_num_threads(1)
+            threaded = kthreads > 1
             for variant in variants:
                 for path in ("reference", "compiled"):
                     if path in paths:
                         configs.append((path, variant, _ours_step(w, variant, dtype, path)))
                 if threaded:                          # the small path's batch parts on threads
-                    configs.append((f"compiled, {threads} threads", variant,
-                                    _ours_step(w, variant, dtype, "compiled", threads)))
+                    configs.append((f"compiled, {kthreads} threads", variant,
+                                    _ours_step(w, variant, dtype, "compiled", kthreads)))
             _log(quiet, f"{name} {dtype}: " + ", ".join(f"{p} {v}" for p, v, _ in configs))
             times = _time_round_robin([c[2] for c in configs], n, block=w.block, budget_s=budget_s)
             for (path, variant, _), ts in zip(configs, times):

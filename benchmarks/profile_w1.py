@@ -74,15 +74,13 @@ def profile(dtype: str = "float64", variant: str = "peephole", repeats: int = 30
     bias = p["bias_ih"] + p["bias_hh"]
     xp = kernels.input_projection(x, p["weight_ih"], bias)
     h0 = np.zeros((B, H), dtype=dtype)
-    fwd = kernels.lstm_loop_forward(lstm.spec, xp, p["weight_hh"], p["peep"], None, h0, h0, None)
-    dxp = kernels.lstm_loop_backward(lstm.spec, *fwd, p["weight_hh"], p["peep"], None, None,
-                                     st["dy"], h0, h0)[0]
+    W = (p["weight_hh"], p.get("peep"), p.get("weight_gg"))
+    fwd = kernels.lstm_loop_forward(lstm.spec, xp, *W, h0, h0, None)
+    dxp = kernels.lstm_loop_backward(lstm.spec, *fwd, *W, None, st["dy"], h0, h0)[0]
     out["kernel lstm_loop_forward"] = _median_ms(
-        lambda: kernels.lstm_loop_forward(lstm.spec, xp, p["weight_hh"], p["peep"], None, h0, h0,
-                                          None), repeats)
+        lambda: kernels.lstm_loop_forward(lstm.spec, xp, *W, h0, h0, None), repeats)
     out["kernel lstm_loop_backward"] = _median_ms(
-        lambda: kernels.lstm_loop_backward(lstm.spec, *fwd, p["weight_hh"], p["peep"], None, None,
-                                           st["dy"], h0, h0), repeats)
+        lambda: kernels.lstm_loop_backward(lstm.spec, *fwd, *W, None, st["dy"], h0, h0), repeats)
     out["input_projection"] = _median_ms(
         lambda: kernels.input_projection(x, p["weight_ih"], bias), repeats)
     out["input_projection_backward"] = _median_ms(

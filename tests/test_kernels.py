@@ -130,6 +130,44 @@ def test_lstm_wide_batch_and_hidden(large):
             close(x, y, np.float64, name)
 
 
+def test_input_projection_ignores_what_its_outputs_held():
+    """The projection kernels start from zero, not from whatever memory their outputs got (a NaN
+    there, or an inf in the bias, must not spread), and the bias goes in as the reference adds it."""
+    rng = np.random.default_rng(4)
+    for dtype in (np.float64, np.float32):
+        T, B, D, G = 6, 5, 3, 16
+        x, W, dxp = (rng.standard_normal(s).astype(dtype) for s in ((T, B, D), (G, D), (T, B, G)))
+        b = rng.standard_normal(G).astype(dtype)
+        b[0] = np.inf
+        with np.errstate(invalid="ignore"):
+            ref = cells.input_projection(x, W, b)
+        out = kernels.input_projection(x, W, b)
+        np.testing.assert_array_equal(np.isinf(out), np.isinf(ref))
+        close(out[..., 1:], ref[..., 1:], dtype, "xp")
+        dx, dWT, db = (np.full(s, np.nan, dtype=dtype) for s in ((T * B, D), (D, G), (G,)))
+        _jit.proj_backward(dxp.reshape(T * B, G), x.reshape(T * B, D), np.ascontiguousarray(W.T),
+                           np.ones(_jit.PROJ_BLOCK, dtype=dtype), dx, dWT, db, dtype(0))
+        rdx, rdW, rdb = cells.input_projection_backward(dxp, x, W)
+        for what, a, e in (("dx", dx.reshape(T, B, D), rdx), ("dW_ih", dWT.T, rdW), ("db", db, rdb)):
+            close(a, e, dtype, what)
+        assert kernels.input_projection_backward(dxp, x, W)[1].flags.c_contiguous
+
+
+def test_thread_settings_are_checked(monkeypatch):
+    from lstmlab.kernels import _api
+    for bad in (0, -1, True, 1.5, "2"):
+        with pytest.raises(ValueError, match="n: expected a positive integer"):
+            kernels.set_num_threads(bad)
+    for bad in ("0", "two", "\u00b2"):
+        monkeypatch.setenv("LSTMLAB_NUM_THREADS", bad)
+        with pytest.raises(ValueError, match="LSTMLAB_NUM_THREADS"):
+            _api._default_threads()
+    monkeypatch.setenv("LSTMLAB_NUM_THREADS", " 3 ")
+    assert _api._default_threads() == 3
+    monkeypatch.delenv("LSTMLAB_NUM_THREADS")
+    assert _api._default_threads() == 1
+
+
 def test_batch_parts():
     """Parts cover the batch in order, nearly equal, at most PART_ROWS rows, by batch size only."""
     from lstmlab.kernels._api import PART_ROWS, batch_parts
@@ -151,6 +189,11 @@ def test_threads_give_the_same_bits(name, dtype):
     T, B, H = 9, 37, 8
     a = lstm_inputs(rng, spec, T, B, H, dtype, "lengths")
     args = (a["W"], a["peep"], a["R"])
+    import numba
+
+    from lstmlab.kernels import _api
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("numba has one thread here: nothing runs in parallel")
     before = kernels.get_num_threads()
     outs = []
     try:
@@ -161,6 +204,10 @@ def test_threads_give_the_same_bits(name, dtype):
             bwd = kernels.lstm_loop_backward(spec, *fwd, *args, a["mask"], a["dY"], a["dh"],
                                              a["dc"], large=False)
             outs.append([x for x in (*fwd, *bwd) if x is not None])
+            if n > 1 and _api._threads["layer_ok"] is False:
+                pytest.skip("numba's threading layer is workqueue here: the parts run in turn")
+            if n > 1:                                # the prange drivers did run
+                assert _api._threads["layer_ok"] is True and kernels.get_num_threads() > 1
     finally:
         kernels.set_num_threads(before)
     for other in outs[1:]:
@@ -189,7 +236,7 @@ def test_forked_child_after_threaded_kernels():
             return kernels.lstm_loop_forward(spec, xp, W, peep, None, h0, h0, None)[0]
         parent = run()
         with mp.get_context("fork").Pool(1) as pool:
-            child = pool.map(run, [0])[0]
+            child = pool.map_async(run, [0]).get(timeout=60)[0]
         assert np.array_equal(parent, child)
         print("ok")
     """)

@@ -111,7 +111,7 @@ def warmup(dtypes=("float64", "float32")) -> None:
     spec = CellSpec(peephole=True, full_gate_recurrence=True, cell_clip=5.0)
     for name in dtypes:
         dt = np.dtype(name)
-        T, B, H = 2, 17, 3                # B > PART_ROWS: the threaded LSTM drivers too
+        T, B, H = 2, 17, 3                # B > PART_ROWS: with threads set, their drivers too
         rng = np.random.default_rng(0)
         r = lambda *s: rng.standard_normal(s).astype(dt)  # noqa: E731
         m = np.ones((T, B), dtype=dt)

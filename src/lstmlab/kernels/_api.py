@@ -53,37 +53,44 @@ def batch_parts(B: int) -> np.ndarray:
 
 
 def _default_threads() -> int:
-    env = os.environ.get("LSTMLAB_NUM_THREADS", "")
+    env = os.environ.get("LSTMLAB_NUM_THREADS", "").strip()
     if not env:
         return 1
-    if not env.isdigit() or int(env) < 1:
+    try:
+        n = int(env)
+    except ValueError:
+        n = 0
+    if n < 1:
         raise ValueError(f"LSTMLAB_NUM_THREADS: expected a positive integer, got {env!r}")
-    return int(env)
+    return n
 
 
 _threads = {"n": None, "layer_ok": None}
 
 
 def set_num_threads(n: int) -> None:
-    """Threads for the LSTM's small path (batch parts run in a numba ``prange``): at most numba's
-    own thread count. 1 runs the parts one after the other in the calling thread, with the same
-    results. Default: ``LSTMLAB_NUM_THREADS``, else 1.
+    """Threads for the LSTM's small path (batch parts run in a numba ``prange``), capped at
+    numba's own thread count (``numba.config.NUMBA_NUM_THREADS``, the cores by default). 1 runs
+    the parts one after the other in the calling thread, with the same results. Default:
+    ``LSTMLAB_NUM_THREADS``, else 1.
 
     Off by default because numba's OpenMP workers spin after each parallel region and then
     compete with OpenBLAS's threads for the cores: on 2 cores an LSTM with H = 32 and a
     Dense(32, 512) readout trained 50% slower on 2 threads than on 1 (``GOMP_SPINCOUNT=10000``:
     12% slower). Worth it when the rest of the model is small too: the Gers 2002 workload in
     float64 trained ~20% faster on 2 threads (benchmarks/README.md)."""
-    if not isinstance(n, (int, np.integer)) or n < 1:
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n: expected a positive integer, got {n!r}")
     _threads["n"] = int(min(n, numba.config.NUMBA_NUM_THREADS))
 
 
 def get_num_threads() -> int:
-    """The thread count :func:`set_num_threads` set (or its default)."""
+    """The threads the small path uses now: :func:`set_num_threads`'s count (or its default), or
+    1 where threads cannot run (numba's ``workqueue`` layer, or a process forked after threaded
+    kernels ran)."""
     if _threads["n"] is None:
         set_num_threads(_default_threads())
-    return _threads["n"]
+    return 1 if _threads["layer_ok"] is False else _threads["n"]
 
 
 def _threaded(parts: int) -> bool:
@@ -92,7 +99,7 @@ def _threaded(parts: int) -> bool:
     takes longer to start and join its threads than the parts run (0.80 ms against 0.59 ms on one
     thread, Gers 2002 forward): after the first threaded call shows that, the parts run in turn."""
     n = get_num_threads()
-    if parts < 2 or n < 2 or _threads["layer_ok"] is False:
+    if parts < 2 or n < 2:
         return False
     numba.set_num_threads(n)
     return True
@@ -231,7 +238,7 @@ def input_projection(x, W_ih, bias):
     W = _c(W_ih, dt)
     xp = np.empty((T * B, W.shape[0]), dtype=dt)                  # (T*B, G*H)
     _call(_jit.proj_forward, dt, _c(x, dt).reshape(T * B, D), np.ascontiguousarray(W.T),
-          _c(bias, dt), xp)
+          _c(bias, dt), xp, dt.type(0))
     return xp.reshape(T, B, -1)
 
 
@@ -247,8 +254,8 @@ def input_projection_backward(dxp, x, W_ih):
     db = np.empty(d2.shape[1], dtype=dt)
     _call(_jit.proj_backward, dt, d2, _c(x, dt).reshape(T * B, D),
           np.ascontiguousarray(np.asarray(W_ih, dtype=dt).T), np.ones(_jit.PROJ_BLOCK, dtype=dt),
-          dx, dWT, db)
-    return dx.reshape(T, B, D), dWT.T, db
+          dx, dWT, db, dt.type(0))
+    return dx.reshape(T, B, D), np.ascontiguousarray(dWT.T), db
 
 
 # ----------------------------------------------------------------------------------------------

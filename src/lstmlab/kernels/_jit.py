@@ -1388,26 +1388,26 @@ PROJ_BLOCK = 64               # rows whose products are summed in registers befo
 
 
 @njit(**_JIT)
-def proj_forward(x2, WT, bias, out):
+def proj_forward(x2, WT, bias, out, zero):
     """out (N, G) = x2 (N, D) @ WT (D, G) + bias (G): per row the sum over d first, then the
-    bias (as the reference's BLAS product followed by ``+= bias``)."""
+    bias (as the reference's BLAS product followed by ``+= bias``). ``zero`` is 0 in the dtype."""
     N = U(x2.shape[0])
     D = U(x2.shape[1])
     G = U(WT.shape[1])
     xf = x2.reshape(-1)
     Wf = WT.reshape(-1)
     of = out.reshape(-1)
-    zero = bias[0] - bias[0]
     for n in range(N):
         _vecmat_add(xf, n * D, D, Wf, U(0), G, G, bias, U(0), of, n * G, zero)
 
 
 @njit(**_JIT)
-def proj_backward(dxp2, x2, WT, ones, dx, dWT, db):
+def proj_backward(dxp2, x2, WT, ones, dx, dWT, db, zero):
     """dx (N, D) = dxp2 (N, G) @ WT^T (WT = W_ih^T, (D, G)); dWT (D, G) = x2^T dxp2 and db (G) =
-    the column sums of dxp2 (``ones`` holds PROJ_BLOCK ones). The sums over rows run in registers
-    over blocks of PROJ_BLOCK rows, each block's sum then added to the result (blocked summation,
-    rounding error near NumPy's pairwise sums)."""
+    the column sums of dxp2 (``ones`` holds PROJ_BLOCK ones; dx, dWT, db may hold anything on
+    entry; ``zero`` is 0 in the dtype). The sums over rows run in registers over blocks of
+    PROJ_BLOCK rows, each block's sum then added to the result (blocked summation, rounding error
+    near NumPy's pairwise sums)."""
     N = U(dxp2.shape[0])
     D = U(x2.shape[1])
     G = U(dxp2.shape[1])
@@ -1416,7 +1416,6 @@ def proj_backward(dxp2, x2, WT, ones, dx, dWT, db):
     Wf = WT.reshape(-1)
     dxf = dx.reshape(-1)
     dWf = dWT.reshape(-1)
-    zero = db[0] - db[0]
     _fill(dWf, U(0), D * G, zero)
     _fill(db, U(0), G, zero)
     n0 = U(0)

@@ -55,7 +55,10 @@ def input_projection_backward(dxp, x, W_ih):
     ``dx = dxp W_ih`` (T, B, D), ``dW_ih = sum_t dxp_t^T x_t`` (G*H, D), ``db = sum_{t,b} dxp``."""
     T, B, D = x.shape
     d2 = dxp.reshape(T * B, -1)                                         # (T*B, G*H)
-    return dxp @ W_ih, d2.T @ x.reshape(T * B, D), d2.sum(axis=0)
+    # 2-D products: a (T, B, G*H) @ (G*H, D) matmul runs as T separate products (W3: 235 ms
+    # against 139 ms for the one 2-D product, same numbers)
+    dx = (d2 @ W_ih).reshape(T, B, D)
+    return dx, d2.T @ x.reshape(T * B, D), d2.sum(axis=0)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -94,10 +94,11 @@ def get_num_threads() -> int:
 
 
 def _threaded(parts: int) -> bool:
-    """Run the parts on threads? With more than one part and thread, unless numba's threading
-    layer turned out to be ``workqueue`` (its fallback when neither OpenMP nor TBB loads), which
-    takes longer to start and join its threads than the parts run (0.80 ms against 0.59 ms on one
-    thread, Gers 2002 forward): after the first threaded call shows that, the parts run in turn."""
+    """Run the parts on threads? With more than one part and more than one thread from
+    :func:`get_num_threads`, which says 1 once the first threaded call has shown numba's
+    ``workqueue`` layer (its fallback when neither OpenMP nor TBB loads; it takes longer to start
+    and join its threads than the parts run: 0.80 ms against 0.59 ms on one thread, Gers 2002
+    forward). Sets numba's thread count for the call."""
     n = get_num_threads()
     if parts < 2 or n < 2:
         return False

@@ -6,7 +6,7 @@ One *training iteration* is what the experiments repeat many thousands of times:
     pred, dcache = readout.forward(y)              # linear readout to one output
     loss, dpred = mse_loss(pred, target)
     dy, g_readout = readout.backward(dpred, dcache)
-    _, _, g_lstm = lstm.backward(dy, cache)
+    _, _, g_lstm = lstm.backward(dy, cache, input_grad=False)     # x is data: no dx
     adam.step(all gradients)
 
 and the same with ``torch.nn.LSTM`` + ``torch.nn.Linear`` + ``torch.optim.Adam`` + MSE (torch has
@@ -21,7 +21,8 @@ Workloads (issue 4):
 
 For every path the *matrix-product floor* is measured too: the same matrix products that path
 performs (input projection, the per-step recurrent products forward and backward, dW_hh, dW_ih,
-dx, the readout), timed alone with NumPy. ``time / floor`` shows what everything else costs.
+the readout), timed alone with NumPy. Neither our path nor torch computes the gradient of the data
+x (torch: x does not require grad; ours: ``input_grad=False``). ``time / floor`` shows what everything else costs.
 
 Reported: median, min and max over ``repeats`` timed iterations after warm-up, and ratios measured
 in the same process: to torch.nn.LSTM float32, to our reference path (same dtype and variant) and
@@ -189,7 +190,7 @@ def _ours_step(w: Workload, variant: str, dtype: str, backend: str, threads: int
         pred, dcache = readout.forward(y)
         _, dpred = ll.mse_loss(pred, target)
         dy, g_out = readout.backward(dpred, dcache)
-        _, _, g_lstm = lstm.backward(dy, cache)
+        _, _, g_lstm = lstm.backward(dy, cache, input_grad=False)
         grads = {**{"lstm." + k: v for k, v in g_lstm.items()},
                  **{"readout." + k: v for k, v in g_out.items()}}
         opt.step(grads)
@@ -220,8 +221,7 @@ def _floor_step(w: Workload, dtype: str):
             np.matmul(dxp[t], W_hh, out=dh)                    # recurrent product backward
         d2 = dxp.reshape(T * B, 4 * H)
         _ = d2.T @ Hs[:-1].reshape(T * B, H)                   # dW_hh (one product)
-        _ = d2.T @ X2                                          # dW_ih
-        _ = d2 @ W_ih                                          # dx
+        _ = d2.T @ X2                                          # dW_ih (no dx: x is data)
         return xp
     return step
 

@@ -357,6 +357,47 @@ def test_input_projection_matches_reference(shape, dtype):
     # the products of x with W are the reference's exactly when D = 1 (one product per element)
     if D == 1:
         np.testing.assert_array_equal(kernels.input_projection(x, W, b), cells.input_projection(x, W, b))
+    # without the input gradient: dx is None, the rest unchanged
+    dx, dW, db = kernels.input_projection_backward(dxp, x, W, input_grad=False)
+    assert dx is None
+    np.testing.assert_array_equal(dW, out[1])
+    np.testing.assert_array_equal(db, out[2])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_compiled_adam_gives_numpys_bits(dtype, monkeypatch):
+    """Adam's one-pass compiled update against its NumPy expression (kernels.adam_update patched
+    out), over steps whose bias corrections change, on a matrix, a vector and a Fortran-ordered
+    parameter (which the kernel declines: NumPy updates it)."""
+    import lstmlab as ll
+
+    rng = np.random.default_rng(5)
+    shapes = {"w": (33, 7), "b": (33,), "f": (4, 6)}
+    start = {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
+    start["f"] = np.asfortranarray(start["f"])
+    grads = [{k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()} for _ in range(4)]
+    runs = []
+    for compiled in (True, False):
+        with monkeypatch.context() as mp:
+            if not compiled:
+                mp.setattr(kernels, "adam_update", lambda *a: False)
+            params = {k: v.copy(order="K") for k, v in start.items()}
+            opt = ll.Adam(params, lr=0.05, betas=(0.8, 0.99))
+            for g in grads:
+                opt.step(g)
+            runs.append((params, opt.m, opt.v))
+    for k in shapes:
+        assert not np.array_equal(runs[0][0][k], start[k]), k
+        for a, b in zip(runs[0], runs[1]):
+            assert a[k].dtype == dtype
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    # contiguous arrays of one dtype take the kernel; a gradient of another dtype is declined
+    p, m, v = np.ones(3, dtype), np.zeros(3, dtype), np.zeros(3, dtype)
+    other = np.float32 if dtype == np.float64 else np.float64
+    assert not kernels.adam_update(p, np.ones(3, other), m, v, 0.9, 0.999, 0.1, 0.5, 1e-8)
+    assert np.all(p == 1) and np.all(m == 0)
+    assert kernels.adam_update(p, np.ones(3, dtype), m, v, 0.9, 0.999, 0.1, 0.5, 1e-8)
+    assert np.all(p < 1) and np.all(m > 0)
 
 # ----------------------------------------------------------------------------------------------
 # Interface details
@@ -485,6 +526,10 @@ def test_import_without_numba():
             assert "numba" in str(e)
         else:
             raise AssertionError("expected RuntimeError")
+        import numpy as np, lstmlab as ll
+        p = {"w": np.ones(3)}
+        ll.Adam(p, lr=0.1).step({"w": np.ones(3)})       # NumPy's update
+        assert np.allclose(p["w"], 0.9)
         print("ok")
     """)
     assert p.returncode == 0, p.stderr

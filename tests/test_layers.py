@@ -64,6 +64,29 @@ def test_truncated_bptt_carries_state_across_chunks(cls, rng):
         np.testing.assert_allclose(g1[k] + g2[k], g[k], atol=1e-12)
 
 
+@pytest.mark.parametrize("backend", ["reference", "compiled"])
+@pytest.mark.parametrize("cls,D", [(ll.LSTM, 3), (ll.LSTM, 40), (ll.GRU, 3), (ll.RNN, 3)])
+def test_backward_without_input_grad_skips_dx_only(cls, D, backend, rng):
+    """input_grad=False returns dx = None and the same gradients, bit for bit (the deeper layer
+    of a stack still gets its input gradient); D = 40 takes the BLAS projection on the compiled
+    path, D = 3 the compiled loops."""
+    if backend == "compiled":
+        pytest.importorskip("numba")
+    m = randomize(cls(D, 4, num_layers=2, bidirectional=True, backend=backend), rng)
+    x = rng.normal(size=(5, 3, D))
+    y, _, cache = m.forward(x, lengths=[5, 2, 4])
+    dy = rng.normal(size=y.shape)
+    dx, d0, g = m.backward(dy, cache)
+    dx_none, d0_skip, g_skip = m.backward(dy, cache, input_grad=False)
+    assert dx is not None and dx.shape == x.shape and np.abs(dx).max() > 0
+    assert dx_none is None
+    for a, b in zip(d0 if cls is ll.LSTM else (d0,), d0_skip if cls is ll.LSTM else (d0_skip,)):
+        np.testing.assert_array_equal(a, b)
+    assert g.keys() == g_skip.keys()
+    for k in g:
+        np.testing.assert_array_equal(g[k], g_skip[k])
+
+
 @pytest.mark.parametrize("variant", [*PRESETS, "gru", "rnn"])
 def test_float32_agrees_with_float64(variant, rng):
     cls = {"gru": ll.GRU, "rnn": ll.RNN}.get(variant, ll.LSTM)

@@ -272,7 +272,7 @@ class _Recurrent:
         return p
 
     # -- backward ------------------------------------------------------------------------------
-    def backward(self, dy, cache: SequenceCache, dstate=None):
+    def backward(self, dy, cache: SequenceCache, dstate=None, *, input_grad: bool = True):
         """Backpropagation through time.
 
         Parameters
@@ -280,11 +280,14 @@ class _Recurrent:
         dy : (T, B, num_directions * H) gradient of the loss with respect to ``y``.
         cache : what :meth:`forward` returned.
         dstate : gradient with respect to the final state (same structure as the state), or None.
+        input_grad : False skips ``dx`` (returned as None), as PyTorch does for an input that
+            does not require grad: the first layer of a model never needs the gradient of its
+            data, and ``dx = dxp W_ih`` is one of the largest products of the backward pass.
 
         Returns
         -------
-        dx : (T, B, input_size); dstate0 : gradient with respect to the initial state;
-        grads : dict with the same keys and shapes as ``params``.
+        dx : (T, B, input_size), or None with ``input_grad=False``; dstate0 : gradient with
+        respect to the initial state; grads : dict with the same keys and shapes as ``params``.
         """
         if not isinstance(cache, SequenceCache):
             raise ValueError("cache: expected the SequenceCache returned by forward()")
@@ -305,16 +308,18 @@ class _Recurrent:
                 if d == 1:
                     dy_d = reverse_within_lengths(dy_d, cache.lengths)
                 dx_d, d0 = self._loop_backward(loops, k, d, cache.dirs[k][d], cache.mask, dy_d,
-                                               [s[j] for s in dfinal], grads)
+                                               [s[j] for s in dfinal], grads, input_grad or k > 0)
                 for dst, src in zip(dinit, d0):
                     dst[j] = src
+                if dx_d is None:
+                    continue
                 if d == 1:
                     dx_d = reverse_within_lengths(dx_d, cache.lengths)
                 dx = dx_d if dx is None else dx + dx_d
             dlayer = dx
         return dlayer, self._pack_state(dinit), grads
 
-    def _loop_backward(self, loops, k, d, dc: _DirectionCache, mask, dY, dfinal, grads):
+    def _loop_backward(self, loops, k, d, dc: _DirectionCache, mask, dY, dfinal, grads, input_grad):
         p = self._direction_params(k, d)
         name = lambda n: self._name(n, k, d)  # noqa: E731
         if self.kind == "lstm":
@@ -335,7 +340,7 @@ class _Recurrent:
         else:
             dxp, dW_hh, dh0 = loops.rnn_loop_backward(dc.loop[0], p["weight_hh"], mask, dY, dfinal[0])
             d0 = (dh0,)
-        dx, dW_ih, db = loops.input_projection_backward(dxp, dc.x, p["weight_ih"])   # dx (T, B, D)
+        dx, dW_ih, db = loops.input_projection_backward(dxp, dc.x, p["weight_ih"], input_grad)
         grads[name("weight_ih")] += dW_ih
         grads[name("weight_hh")] += dW_hh
         grads[name("bias_ih")] += db

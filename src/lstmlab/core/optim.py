@@ -64,6 +64,11 @@ class Adam(_Optimizer):
 
         m = b1 m + (1 - b1) g        v = b2 v + (1 - b2) g^2
         p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+
+    With numba installed each parameter is updated by one compiled pass
+    (:func:`lstmlab.kernels.adam_update`) that performs the same operations in the same order as
+    the NumPy code below, so the results are the same bits; NumPy's expression makes about a dozen
+    passes over the arrays (W3 of the benchmarks: 47 ms of NumPy against ~15 ms compiled).
     """
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8):
@@ -81,8 +86,11 @@ class Adam(_Optimizer):
         self.t += 1
         c1 = 1.0 - self.b1 ** self.t
         c2 = 1.0 - self.b2 ** self.t
+        from ..kernels import adam_update              # returns False without numba
         for k, p in self.params.items():
             g, m, v = grads[k], self.m[k], self.v[k]
+            if adam_update(p, g, m, v, self.b1, self.b2, self.lr / c1, c2, self.eps):
+                continue
             m *= self.b1
             m += (1.0 - self.b1) * g
             v *= self.b2

@@ -4,7 +4,7 @@ The six loop functions and the two input-projection functions have the reference
 arguments and results, so the sequence layer can call either module::
 
     input_projection(x, W_ih, bias) -> xp
-    input_projection_backward(dxp, x, W_ih) -> (dx, dW_ih, db)
+    input_projection_backward(dxp, x, W_ih, input_grad=True) -> (dx or None, dW_ih, db)
     lstm_loop_forward(spec, xp, W_hh, peep, R, h0, c0, mask) -> (Hs, Cs, G)
     lstm_loop_backward(spec, Hs, Cs, G, W_hh, peep, R, mask, dY, dh_n, dc_n)
         -> (dxp, dW_hh, dpeep, dR, dh0, dc0)
@@ -37,14 +37,15 @@ __all__ = [
     "available", "unavailable_reason", "warmup",
     "lstm_loop_forward", "lstm_loop_backward", "gru_loop_forward", "gru_loop_backward",
     "rnn_loop_forward", "rnn_loop_backward", "input_projection", "input_projection_backward",
-    "set_num_threads", "get_num_threads",
+    "set_num_threads", "get_num_threads", "adam_update",
 ]
 
 try:
     from . import _api
-    from ._api import (get_num_threads, gru_loop_backward, gru_loop_forward,  # noqa: F401
-                       input_projection, input_projection_backward, lstm_loop_backward,
-                       lstm_loop_forward, rnn_loop_backward, rnn_loop_forward, set_num_threads)
+    from ._api import (adam_update, get_num_threads, gru_loop_backward,  # noqa: F401
+                       gru_loop_forward, input_projection, input_projection_backward,
+                       lstm_loop_backward, lstm_loop_forward, rnn_loop_backward, rnn_loop_forward,
+                       set_num_threads)
     _REASON = None
 except Exception as exc:  # numba missing (ImportError) or unusable with this NumPy
     _api = None
@@ -58,6 +59,10 @@ except Exception as exc:  # numba missing (ImportError) or unusable with this Nu
     gru_loop_forward = gru_loop_backward = _missing
     rnn_loop_forward = rnn_loop_backward = _missing
     input_projection = input_projection_backward = _missing
+
+    def adam_update(p, g, m, v, b1, b2, step, c2, eps) -> bool:
+        """Without numba: False (the optimiser runs its NumPy update)."""
+        return False
 
     def set_num_threads(n: int) -> None:
         """Without numba there is nothing to run on threads: accepted and ignored."""
@@ -117,6 +122,7 @@ def warmup(dtypes=("float64", "float32")) -> None:
         m = np.ones((T, B), dtype=dt)
         xp = input_projection(r(T, B, 2), r(4 * H, 2), r(4 * H))
         input_projection_backward(xp, r(T, B, 2), r(4 * H, 2))
+        adam_update(r(3), r(3), r(3), np.ones(3, dtype=dt), 0.9, 0.999, 1e-3, 1e-3, 1e-8)
         for large in (False, True):
             Hs, Cs, G = lstm_loop_forward(spec, r(T, B, 4 * H), r(4 * H, H), r(3, H), r(3 * H, 3 * H),
                                           r(B, H), r(B, H), m, large=large)

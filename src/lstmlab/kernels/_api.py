@@ -22,7 +22,7 @@ __all__ = [
     "lstm_loop_forward", "lstm_loop_backward", "gru_loop_forward", "gru_loop_backward",
     "rnn_loop_forward", "rnn_loop_backward", "input_projection", "input_projection_backward",
     "SMALL_MAX_H", "PROJ_MAX_D", "PART_ROWS", "use_large_path", "batch_parts", "set_num_threads",
-    "get_num_threads",
+    "get_num_threads", "adam_update",
 ]
 
 #: Largest hidden size that takes the small path (recurrent products in compiled loops). Above
@@ -243,20 +243,20 @@ def input_projection(x, W_ih, bias):
     return xp.reshape(T, B, -1)
 
 
-def input_projection_backward(dxp, x, W_ih):
+def input_projection_backward(dxp, x, W_ih, input_grad=True):
     """Compiled :func:`lstmlab.core.cells.input_projection_backward` (same arguments and results)."""
     T, B, D = x.shape
     dt = _dtype(dxp)
     if D > PROJ_MAX_D:
-        return cells.input_projection_backward(dxp, x, W_ih)
+        return cells.input_projection_backward(dxp, x, W_ih, input_grad)
     d2 = _c(dxp, dt).reshape(T * B, -1)                           # (T*B, G*H)
-    dx = np.empty((T * B, D), dtype=dt)
+    dx = np.empty((T * B if input_grad else 0, D), dtype=dt)
     dWT = np.empty((D, d2.shape[1]), dtype=dt)
     db = np.empty(d2.shape[1], dtype=dt)
     _call(_jit.proj_backward, dt, d2, _c(x, dt).reshape(T * B, D),
           np.ascontiguousarray(np.asarray(W_ih, dtype=dt).T), np.ones(_jit.PROJ_BLOCK, dtype=dt),
           dx, dWT, db, dt.type(0))
-    return dx.reshape(T, B, D), np.ascontiguousarray(dWT.T), db
+    return (dx.reshape(T, B, D) if input_grad else None), np.ascontiguousarray(dWT.T), db
 
 
 # ----------------------------------------------------------------------------------------------
@@ -480,3 +480,21 @@ def rnn_loop_backward(Hs, W_hh, mask, dY, dh_n, *, large=None):
         _call(_jit.merge_rows, dt, dh, mm, m, 0)
     dW_hh = dxp.reshape(T * B, H).T @ Hs[:-1].reshape(T * B, H)
     return dxp, dW_hh, dh
+
+
+# ----------------------------------------------------------------------------------------------
+# Adam
+# ----------------------------------------------------------------------------------------------
+
+def adam_update(p, g, m, v, b1, b2, step, c2, eps) -> bool:
+    """Compiled Adam update of one parameter in place (see :func:`_jit.adam_update`), the same
+    bits as NumPy's. Returns False, touching nothing, unless p, g, m, v are C-contiguous arrays
+    of one shape and one dtype (float32 or float64); the caller then runs NumPy's update."""
+    dt = p.dtype
+    if dt not in (np.float32, np.float64) or not all(
+            a.dtype == dt and a.shape == p.shape and a.flags.c_contiguous for a in (p, g, m, v)):
+        return False
+    f = dt.type
+    _call(_jit.adam_update, dt, p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
+          f(b1), f(1.0 - b1), f(b2), f(1.0 - b2), f(step), f(c2), f(eps))
+    return True

@@ -1405,9 +1405,9 @@ def proj_forward(x2, WT, bias, out, zero):
 def proj_backward(dxp2, x2, WT, ones, dx, dWT, db, zero):
     """dx (N, D) = dxp2 (N, G) @ WT^T (WT = W_ih^T, (D, G)); dWT (D, G) = x2^T dxp2 and db (G) =
     the column sums of dxp2 (``ones`` holds PROJ_BLOCK ones; dx, dWT, db may hold anything on
-    entry; ``zero`` is 0 in the dtype). The sums over rows run in registers over blocks of
-    PROJ_BLOCK rows, each block's sum then added to the result (blocked summation, rounding error
-    near NumPy's pairwise sums)."""
+    entry; ``zero`` is 0 in the dtype; a dx with no rows is not computed). The sums over rows run
+    in registers over blocks of PROJ_BLOCK rows, each block's sum then added to the result
+    (blocked summation, rounding error near NumPy's pairwise sums)."""
     N = U(dxp2.shape[0])
     D = U(x2.shape[1])
     G = U(dxp2.shape[1])
@@ -1425,7 +1425,7 @@ def proj_backward(dxp2, x2, WT, ones, dx, dWT, db, zero):
         for d in range(D):
             _vecmat_s(xf, n0 * D + d, D, nr, df, n0 * G, G, G, dWf, d * G, zero)
         n0 += nr
-    for n in range(N):                                   # dx[n, d] = dxp2[n] . WT[d], 8 lanes
+    for n in range(U(dx.shape[0])):                      # dx[n, d] = dxp2[n] . WT[d], 8 lanes
         rb = n * G
         for d in range(D):
             wb = d * G
@@ -1452,3 +1452,25 @@ def proj_backward(dxp2, x2, WT, ones, dx, dWT, db, zero):
                 a0 += df[rb + g] * Wf[wb + g]
                 g += U(1)
             dxf[n * D + d] = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+
+
+# ----------------------------------------------------------------------------------------------
+# Adam
+# ----------------------------------------------------------------------------------------------
+
+@njit(cache=True, error_model="numpy", nogil=True)     # no "contract": NumPy's roundings exactly
+def adam_update(p, g, m, v, b1, one_b1, b2, one_b2, step, c2, eps):
+    """One Adam update of flat arrays in place, one pass instead of NumPy's dozen, with the
+    operations and roundings of :meth:`lstmlab.core.optim.Adam.step` (scalars in the arrays'
+    dtype: ``one_b1 = 1 - b1``, ``one_b2 = 1 - b2``, ``step = lr / (1 - b1^t)``,
+    ``c2 = 1 - b2^t``)::
+
+        m = m b1 + (1 - b1) g        v = v b2 + ((1 - b2) g) g
+        p = p - (step m) / (sqrt(v / c2) + eps)
+    """
+    for k in range(p.shape[0]):
+        mk = m[k] * b1 + one_b1 * g[k]
+        vk = v[k] * b2 + (one_b2 * g[k]) * g[k]
+        m[k] = mk
+        v[k] = vk
+        p[k] = p[k] - (step * mk) / (np.sqrt(vk / c2) + eps)

@@ -71,7 +71,7 @@ class SeqModel:
         """Gradients of every entry of ``params`` given d loss / d pred."""
         rcache, dcache = cache
         dy, g_out = self.out.backward(dpred, dcache)
-        _, _, g_rnn = self.rnn.backward(dy, rcache)
+        _, _, g_rnn = self.rnn.backward(dy, rcache, input_grad=False)      # x is data
         grads = {f"rnn.{k}": v for k, v in g_rnn.items()}
         grads.update({f"out.{k}": v for k, v in g_out.items()})
         return grads

@@ -100,6 +100,7 @@ def test_lstm_loops_match_reference(name, large, dtype):
         for what, x, y in zip(("Hs", "Cs", "G"), out, ref):
             assert x.dtype == np.dtype(dtype), what
             close(x, y, dtype, f"{name} {what} T={T} B={B} H={H}")
+        assert_overwrite_xp_same_bits(spec, a, out, ref, large)
         refb = cells.lstm_loop_backward(spec, *ref, a["W"], a["peep"], a["R"], a["mask"], a["dY"],
                                         a["dh"], a["dc"])
         outb = kernels.lstm_loop_backward(spec, *ref, a["W"], a["peep"], a["R"], a["mask"],
@@ -122,12 +123,25 @@ def test_lstm_wide_batch_and_hidden(large):
                                         a["mask"], large=large)
         for x, y in zip(out, ref):
             close(x, y, np.float64, name)
+        assert_overwrite_xp_same_bits(spec, a, out, ref, large)
         refb = cells.lstm_loop_backward(spec, *ref, a["W"], a["peep"], a["R"], a["mask"], a["dY"],
                                         a["dh"], a["dc"])
         outb = kernels.lstm_loop_backward(spec, *ref, a["W"], a["peep"], a["R"], a["mask"],
                                           a["dY"], a["dh"], a["dc"], large=large)
         for x, y in zip(outb, refb):
             close(x, y, np.float64, name)
+
+
+def assert_overwrite_xp_same_bits(spec, a, out, ref, large):
+    """With overwrite_xp the gates land in xp's memory and every result keeps its bits (each
+    step reads xp[t] before it writes G[t]), on both modules."""
+    args = (a["W"], a["peep"], a["R"], a["h0"], a["c0"], a["mask"])
+    for module, expected, kw in ((kernels, out, {"large": large}), (cells, ref, {})):
+        xp = a["xp"].copy()
+        got = module.lstm_loop_forward(spec, xp, *args, overwrite_xp=True, **kw)
+        assert got[2] is xp
+        for x, y in zip(got, expected):
+            np.testing.assert_array_equal(x, y)
 
 
 def test_input_projection_ignores_what_its_outputs_held():

@@ -258,7 +258,8 @@ class _Recurrent:
         xp = loops.input_projection(x, p["weight_ih"], bias)                          # (T, B, G*H)
         if self.kind == "lstm":
             return loops.lstm_loop_forward(self.spec, xp, p["weight_hh"], p.get("peep"),
-                                           p.get("weight_gg"), init[0], init[1], mask)
+                                           p.get("weight_gg"), init[0], init[1], mask,
+                                           overwrite_xp=True)          # xp is ours: G takes it
         if self.kind == "gru":
             return loops.gru_loop_forward(xp, p["weight_hh"], p["bias_hh"], init[0], mask)
         return (loops.rnn_loop_forward(xp, p["weight_hh"], init[0], mask),)

@@ -5,7 +5,7 @@ arguments and results, so the sequence layer can call either module::
 
     input_projection(x, W_ih, bias) -> xp
     input_projection_backward(dxp, x, W_ih, input_grad=True) -> (dx or None, dW_ih, db)
-    lstm_loop_forward(spec, xp, W_hh, peep, R, h0, c0, mask) -> (Hs, Cs, G)
+    lstm_loop_forward(spec, xp, W_hh, peep, R, h0, c0, mask, overwrite_xp=False) -> (Hs, Cs, G)
     lstm_loop_backward(spec, Hs, Cs, G, W_hh, peep, R, mask, dY, dh_n, dc_n)
         -> (dxp, dW_hh, dpeep, dR, dh0, dc0)
     gru_loop_forward(xp, W_hh, b_hh, h0, mask) -> (Hs, G, HPn)

@@ -263,8 +263,9 @@ def input_projection_backward(dxp, x, W_ih, input_grad=True):
 # LSTM
 # ----------------------------------------------------------------------------------------------
 
-def lstm_loop_forward(spec, xp, W_hh, peep, R, h0, c0, mask, *, large=None):
-    """Compiled :func:`lstmlab.core.cells.lstm_loop_forward` (same arguments and results).
+def lstm_loop_forward(spec, xp, W_hh, peep, R, h0, c0, mask, overwrite_xp=False, *, large=None):
+    """Compiled :func:`lstmlab.core.cells.lstm_loop_forward` (same arguments and results; with
+    ``overwrite_xp`` G is xp where xp is C-contiguous in its own dtype, else a converted copy).
 
     ``large`` (keyword only, for tests and benchmarks) forces the per-step BLAS path (True) or the
     fused path (False); by default the hidden size decides.
@@ -276,7 +277,7 @@ def lstm_loop_forward(spec, xp, W_hh, peep, R, h0, c0, mask, *, large=None):
     W, pc, Rm, m, flags, clip, one = _lstm_operands(spec, W_hh, peep, R, mask, T, B, H, dt)
     Hs = np.empty((T + 1, B, H), dtype=dt)
     Cs = np.empty((T + 1, B, H), dtype=dt)
-    G = np.empty((T, B, H4), dtype=dt)
+    G = xp if overwrite_xp else np.empty((T, B, H4), dtype=dt)   # kernels read xp[t] before G[t]
     Hs[0] = h0
     Cs[0] = c0
     if large is None:

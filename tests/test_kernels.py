@@ -354,10 +354,15 @@ def test_large_hidden_gru_rnn():
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("shape", [(150, 32, 1, 32), (7, 3, 5, 12), (3, 70, 16, 20),
-                                   (4, 5, 17, 8)], ids=["gers", "odd", "d16_long", "d17_blas"])
+                                   (4, 5, 17, 8), (3, 4, 255, 12), (2, 3, 256, 8)],
+                         ids=["gers", "odd", "d16_long", "d17_bias_column", "d255_bias_column",
+                              "d256_blas"])
 def test_input_projection_matches_reference(shape, dtype):
-    """Compiled projection (D <= PROJ_MAX_D) and its BLAS fallback (wider D) equal the reference;
-    T*B = 4800 and 210 rows run over several PROJ_BLOCK blocks, G = 12 and 20 over a partial tile."""
+    """Compiled projection (D <= PROJ_MAX_D), BLAS with the bias as a column of ones (D up to
+    PROJ_BIAS_COLUMN_MAX_D) and plain BLAS (wider) equal the reference; T*B = 4800 and 210 rows
+    run over several PROJ_BLOCK blocks, G = 12 and 20 over a partial tile."""
+    from lstmlab.kernels import _api
+    assert _api.PROJ_MAX_D == 16 and _api.PROJ_BIAS_COLUMN_MAX_D == 255     # the ids above
     T, B, D, G = shape
     rng = np.random.default_rng(sum(shape))
     r = lambda *s: rng.standard_normal(s).astype(dtype)  # noqa: E731

@@ -413,9 +413,10 @@ def test_compiled_adam_gives_numpys_bits(dtype, monkeypatch):
     # contiguous arrays of one dtype take the kernel; a gradient of another dtype is declined
     p, m, v = np.ones(3, dtype), np.zeros(3, dtype), np.zeros(3, dtype)
     other = np.float32 if dtype == np.float64 else np.float64
-    assert not kernels.adam_update(p, np.ones(3, other), m, v, 0.9, 0.999, 0.1, 0.5, 1e-8)
+    s = kernels.adam_scalars(dtype, 0.9, 0.999, 0.1, 0.5, 1e-8)
+    assert not kernels.adam_update(p, np.ones(3, other), m, v, s)
     assert np.all(p == 1) and np.all(m == 0)
-    assert kernels.adam_update(p, np.ones(3, dtype), m, v, 0.9, 0.999, 0.1, 0.5, 1e-8)
+    assert kernels.adam_update(p, np.ones(3, dtype), m, v, s)
     assert np.all(p < 1) and np.all(m > 0)
 
 # ----------------------------------------------------------------------------------------------

@@ -86,10 +86,14 @@ class Adam(_Optimizer):
         self.t += 1
         c1 = 1.0 - self.b1 ** self.t
         c2 = 1.0 - self.b2 ** self.t
-        from ..kernels import adam_update              # returns False without numba
+        from ..kernels import adam_scalars, adam_update    # update returns False without numba
+        scalars = {}                                           # per dtype
         for k, p in self.params.items():
             g, m, v = grads[k], self.m[k], self.v[k]
-            if adam_update(p, g, m, v, self.b1, self.b2, self.lr / c1, c2, self.eps):
+            if p.dtype not in scalars:
+                scalars[p.dtype] = adam_scalars(p.dtype, self.b1, self.b2, self.lr / c1, c2,
+                                                self.eps)
+            if adam_update(p, g, m, v, scalars[p.dtype]):
                 continue
             m *= self.b1
             m += (1.0 - self.b1) * g

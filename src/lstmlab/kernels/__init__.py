@@ -37,13 +37,13 @@ __all__ = [
     "available", "unavailable_reason", "warmup",
     "lstm_loop_forward", "lstm_loop_backward", "gru_loop_forward", "gru_loop_backward",
     "rnn_loop_forward", "rnn_loop_backward", "input_projection", "input_projection_backward",
-    "set_num_threads", "get_num_threads", "adam_update",
+    "set_num_threads", "get_num_threads", "adam_scalars", "adam_update",
 ]
 
 try:
     from . import _api
-    from ._api import (adam_update, get_num_threads, gru_loop_backward,  # noqa: F401
-                       gru_loop_forward, input_projection, input_projection_backward,
+    from ._api import (adam_scalars, adam_update, get_num_threads,  # noqa: F401
+                       gru_loop_backward, gru_loop_forward, input_projection, input_projection_backward,
                        lstm_loop_backward, lstm_loop_forward, rnn_loop_backward, rnn_loop_forward,
                        set_num_threads)
     _REASON = None
@@ -60,7 +60,11 @@ except Exception as exc:  # numba missing (ImportError) or unusable with this Nu
     rnn_loop_forward = rnn_loop_backward = _missing
     input_projection = input_projection_backward = _missing
 
-    def adam_update(p, g, m, v, b1, b2, step, c2, eps) -> bool:
+    def adam_scalars(dtype, b1, b2, step, c2, eps):
+        """Without numba: None (nothing to pass on)."""
+        return None
+
+    def adam_update(p, g, m, v, s) -> bool:
         """Without numba: False (the optimiser runs its NumPy update)."""
         return False
 
@@ -122,7 +126,9 @@ def warmup(dtypes=("float64", "float32")) -> None:
         m = np.ones((T, B), dtype=dt)
         xp = input_projection(r(T, B, 2), r(4 * H, 2), r(4 * H))
         input_projection_backward(xp, r(T, B, 2), r(4 * H, 2))
-        adam_update(r(3), r(3), r(3), np.ones(3, dtype=dt), 0.9, 0.999, 1e-3, 1e-3, 1e-8)
+        for shape in ((3,), (2, 3)):                     # vectors and matrices
+            adam_update(r(*shape), r(*shape), r(*shape), np.ones(shape, dtype=dt),
+                        adam_scalars(dt, 0.9, 0.999, 1e-3, 1e-3, 1e-8))
         for large in (False, True):
             Hs, Cs, G = lstm_loop_forward(spec, r(T, B, 4 * H), r(4 * H, H), r(3, H), r(3 * H, 3 * H),
                                           r(B, H), r(B, H), m, large=large)

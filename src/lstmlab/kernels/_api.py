@@ -22,7 +22,7 @@ __all__ = [
     "lstm_loop_forward", "lstm_loop_backward", "gru_loop_forward", "gru_loop_backward",
     "rnn_loop_forward", "rnn_loop_backward", "input_projection", "input_projection_backward",
     "SMALL_MAX_H", "PROJ_MAX_D", "PROJ_BIAS_COLUMN_MAX_D", "PART_ROWS", "use_large_path",
-    "batch_parts", "set_num_threads", "get_num_threads", "adam_update",
+    "batch_parts", "set_num_threads", "get_num_threads", "adam_scalars", "adam_update",
 ]
 
 #: Largest hidden size that takes the small path (recurrent products in compiled loops). Above
@@ -512,15 +512,21 @@ def rnn_loop_backward(Hs, W_hh, mask, dY, dh_n, *, large=None):
 # Adam
 # ----------------------------------------------------------------------------------------------
 
-def adam_update(p, g, m, v, b1, b2, step, c2, eps) -> bool:
+def adam_scalars(dtype, b1, b2, step, c2, eps) -> np.ndarray:
+    """The scalars of :func:`adam_update` for one step, in ``dtype``: step = lr / (1 - b1^t),
+    c2 = 1 - b2^t (each rounded to the dtype as NumPy rounds a Python float against its arrays)."""
+    return np.array([b1, 1.0 - b1, b2, 1.0 - b2, step, c2, eps], dtype=dtype)
+
+
+def adam_update(p, g, m, v, s) -> bool:
     """Compiled Adam update of one parameter in place (see :func:`_jit.adam_update`), the same
-    bits as NumPy's. Returns False, touching nothing, unless p, g, m, v are C-contiguous arrays
-    of one shape and one dtype (float32 or float64); the caller then runs NumPy's update."""
-    dt = p.dtype
-    if dt not in (np.float32, np.float64) or not all(
-            a.dtype == dt and a.shape == p.shape and a.flags.c_contiguous for a in (p, g, m, v)):
+    bits as NumPy's; ``s`` from :func:`adam_scalars` in p's dtype. Returns False, touching nothing,
+    unless p, g, m, v are C-contiguous arrays of one shape and of s's dtype (float32 or float64);
+    the caller then runs NumPy's update."""
+    dt = s.dtype
+    if not (p.dtype == g.dtype == m.dtype == v.dtype == dt and p.shape == g.shape == m.shape
+            == v.shape and p.flags.c_contiguous and g.flags.c_contiguous
+            and m.flags.c_contiguous and v.flags.c_contiguous):
         return False
-    f = dt.type
-    _call(_jit.adam_update, dt, p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
-          f(b1), f(1.0 - b1), f(b2), f(1.0 - b2), f(step), f(c2), f(eps))
+    _call(_jit.adam_update, dt, p, g, m, v, s)
     return True

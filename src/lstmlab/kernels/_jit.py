@@ -1459,18 +1459,22 @@ def proj_backward(dxp2, x2, WT, ones, dx, dWT, db, zero):
 # ----------------------------------------------------------------------------------------------
 
 @njit(cache=True, error_model="numpy", nogil=True)     # no "contract": NumPy's roundings exactly
-def adam_update(p, g, m, v, b1, one_b1, b2, one_b2, step, c2, eps):
-    """One Adam update of flat arrays in place, one pass instead of NumPy's dozen, with the
-    operations and roundings of :meth:`lstmlab.core.optim.Adam.step` (scalars in the arrays'
-    dtype: ``one_b1 = 1 - b1``, ``one_b2 = 1 - b2``, ``step = lr / (1 - b1^t)``,
-    ``c2 = 1 - b2^t``)::
+def adam_update(p, g, m, v, s):
+    """One Adam update in place, one pass instead of NumPy's dozen, with the operations and
+    roundings of :meth:`lstmlab.core.optim.Adam.step`. p, g, m, v: C-contiguous, one shape; s holds
+    the scalars in their dtype, ``[b1, 1 - b1, b2, 1 - b2, lr / (1 - b1^t), 1 - b2^t, eps]``::
 
         m = m b1 + (1 - b1) g        v = v b2 + ((1 - b2) g) g
-        p = p - (step m) / (sqrt(v / c2) + eps)
+        p = p - (step m) / (sqrt(v / c2) + eps)          (step = s[4], c2 = s[5])
     """
-    for k in range(p.shape[0]):
-        mk = m[k] * b1 + one_b1 * g[k]
-        vk = v[k] * b2 + (one_b2 * g[k]) * g[k]
-        m[k] = mk
-        v[k] = vk
-        p[k] = p[k] - (step * mk) / (np.sqrt(vk / c2) + eps)
+    pf = p.reshape(-1)
+    gf = g.reshape(-1)
+    mf = m.reshape(-1)
+    vf = v.reshape(-1)
+    b1, one_b1, b2, one_b2, step, c2, eps = s[0], s[1], s[2], s[3], s[4], s[5], s[6]
+    for k in range(pf.shape[0]):
+        mk = mf[k] * b1 + one_b1 * gf[k]
+        vk = vf[k] * b2 + (one_b2 * gf[k]) * gf[k]
+        mf[k] = mk
+        vf[k] = vk
+        pf[k] = pf[k] - (step * mk) / (np.sqrt(vk / c2) + eps)

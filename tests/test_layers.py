@@ -83,9 +83,13 @@ def test_backward_without_input_grad_skips_dx_only(cls, D, backend, rng):
     assert dx_none is None
     for a, b in zip(d0 if cls is ll.LSTM else (d0,), d0_skip if cls is ll.LSTM else (d0_skip,)):
         np.testing.assert_array_equal(a, b)
-    assert g.keys() == g_skip.keys()
+    assert list(g) == list(m.params) == list(g_skip)
     for k in g:
         np.testing.assert_array_equal(g[k], g_skip[k])
+        assert g[k].dtype == m.params[k].dtype and g[k].shape == m.params[k].shape, k
+    # every gradient is its own memory (in-place clipping scales each once), b_ih and b_hh too
+    arrays = list(g.values())
+    assert not any(np.shares_memory(a, b) for i, a in enumerate(arrays) for b in arrays[i + 1:])
 
 
 @pytest.mark.parametrize("variant", [*PRESETS, "gru", "rnn"])

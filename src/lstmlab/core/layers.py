@@ -14,6 +14,7 @@ Arrays are time-major ``(T, B, D)``; states are ``(num_layers * num_directions, 
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,6 +42,7 @@ def reverse_within_lengths(a: np.ndarray, lengths: np.ndarray | None) -> np.ndar
     return a[idx, np.arange(B)[None, :]]
 
 
+@functools.cache
 def _loops(backend: str):
     """The module that provides the loop functions: lstmlab.core.cells or lstmlab.kernels."""
     if backend == "reference":
@@ -296,7 +298,7 @@ class _Recurrent:
         dy = check_array("dy", dy, (T, B, self.num_directions * H), self.dtype)
         dfinal = self._unpack_state(dstate, B, "dstate")
         loops = _loops(self.backend)
-        grads = {name: np.zeros_like(v) for name, v in self.params.items()}
+        grads: dict[str, np.ndarray] = {}           # one entry per parameter, from _loop_backward
         dinit = [np.empty(self._state_shape(B), dtype=self.dtype) for _ in dfinal]
         dlayer = dy
         for k in range(self.num_layers - 1, -1, -1):
@@ -318,34 +320,38 @@ class _Recurrent:
                     dx_d = reverse_within_lengths(dx_d, cache.lengths)
                 dx = dx_d if dx is None else dx + dx_d
             dlayer = dx
-        return dlayer, self._pack_state(dinit), grads
+        return dlayer, self._pack_state(dinit), {name: grads[name] for name in self.params}
 
     def _loop_backward(self, loops, k, d, dc: _DirectionCache, mask, dY, dfinal, grads, input_grad):
+        """BPTT of layer k, direction d; puts the gradients of that direction's parameters into
+        ``grads`` (fresh arrays, each parameter once) and returns dx (or None) and dstate0."""
         p = self._direction_params(k, d)
-        name = lambda n: self._name(n, k, d)  # noqa: E731
+        g = {}
         if self.kind == "lstm":
             Hs, Cs, G = dc.loop
-            dxp, dW_hh, dpeep, dR, dh0, dc0 = loops.lstm_loop_backward(
+            dxp, g["weight_hh"], dpeep, dR, dh0, dc0 = loops.lstm_loop_backward(
                 self.spec, Hs, Cs, G, p["weight_hh"], p.get("peep"), p.get("weight_gg"), mask,
                 dY, dfinal[0], dfinal[1])
             if dpeep is not None:
-                for j, n in enumerate(("weight_ci", "weight_cf", "weight_co")):
-                    grads[name(n)] += dpeep[j]
+                g["weight_ci"], g["weight_cf"], g["weight_co"] = dpeep
             if dR is not None:
-                grads[name("weight_gg")] += dR
+                g["weight_gg"] = dR
             d0 = (dh0, dc0)
         elif self.kind == "gru":
             Hs, G, HPn = dc.loop
-            dxp, dW_hh, db_hh, dh0 = loops.gru_loop_backward(Hs, G, HPn, p["weight_hh"], mask, dY, dfinal[0])
+            dxp, g["weight_hh"], g["bias_hh"], dh0 = loops.gru_loop_backward(
+                Hs, G, HPn, p["weight_hh"], mask, dY, dfinal[0])
             d0 = (dh0,)
         else:
-            dxp, dW_hh, dh0 = loops.rnn_loop_backward(dc.loop[0], p["weight_hh"], mask, dY, dfinal[0])
+            dxp, g["weight_hh"], dh0 = loops.rnn_loop_backward(dc.loop[0], p["weight_hh"], mask, dY,
+                                                               dfinal[0])
             d0 = (dh0,)
-        dx, dW_ih, db = loops.input_projection_backward(dxp, dc.x, p["weight_ih"], input_grad)
-        grads[name("weight_ih")] += dW_ih
-        grads[name("weight_hh")] += dW_hh
-        grads[name("bias_ih")] += db
-        grads[name("bias_hh")] += db_hh if self.kind == "gru" else db
+        dx, g["weight_ih"], db = loops.input_projection_backward(dxp, dc.x, p["weight_ih"], input_grad)
+        g["bias_ih"] = db
+        if self.kind != "gru":                 # b_ih and b_hh add up front: the same gradient
+            g["bias_hh"] = db.copy()          # (a copy: in-place clipping must not apply twice)
+        for n, v in g.items():
+            grads[self._name(n, k, d)] = np.asarray(v, dtype=self.dtype)
         return dx, d0
 
     # -- PyTorch interchange -------------------------------------------------------------------

@@ -30,8 +30,9 @@ to the floor. Our configurations of a (workload, dtype) are timed round-robin, s
 other processes hits them alike: each round runs one untimed call and then a block of timed calls
 of each configuration in turn (W1: blocks of 10; W2, W3: 1), so that the timed calls of W1 find
 the caches as a training loop leaves them rather than as the reference path left them. torch is
-timed just before them, on its own (its OpenMP workers spin after each call and would slow
-whatever runs next). The machines are noisy; compare ratios, not absolute times.
+timed on its own, half of its iterations just before them and half just after (its OpenMP workers
+spin after each call and would slow whatever ran next in a round-robin). The machines are noisy;
+compare ratios, not absolute times.
 
 Usage::
 
@@ -308,13 +309,16 @@ def run_benchmarks(workloads=("W1", "W2", "W3"), repeats: int | None = None, qui
         w = WORKLOADS[name]
         n = repeats or w.repeats
         for dtype in dtypes:
-            # torch first, alone: its OpenMP workers keep spinning for a while after each call
-            # and would steal the second core from whatever runs next
+            # torch alone, half of its iterations before ours and half after (so that a change of
+            # the machine's load during our configurations reaches torch's median too): its
+            # OpenMP workers keep spinning for a while after each call and would steal the
+            # second core from whatever ran next in a round-robin
+            torch_ts = []
             if have_torch:
-                _log(quiet, f"{name} {dtype}: torch.nn.LSTM")
-                ts = _time_round_robin([_torch_step(w, dtype, threads)], n, block=w.block,
-                                       budget_s=budget_s)[0]
-                rows.append(_row(w, "torch.nn.LSTM", "lstm", dtype, ts, threads))
+                _log(quiet, f"{name} {dtype}: torch.nn.LSTM (first half)")
+                torch_step = _torch_step(w, dtype, threads)
+                torch_ts += _time_round_robin([torch_step], (n + 1) // 2, block=w.block,
+                                              budget_s=budget_s / 2 if budget_s else None)[0]
                 time.sleep(0.5)
             # our configurations of one (workload, dtype) are built first and then timed
             # round-robin, one iteration of each in turn, so that load from other processes
@@ -340,6 +344,14 @@ def run_benchmarks(workloads=("W1", "W2", "W3"), repeats: int | None = None, qui
             for (path, variant, _), ts in zip(configs, times):
                 rows.append(_row(w, path, variant, dtype, ts, threads))
             del configs
+            if have_torch:
+                _log(quiet, f"{name} {dtype}: torch.nn.LSTM (second half)")
+                torch_ts += _time_round_robin([torch_step], max(1, n // 2), warmup=1,
+                                              block=w.block,
+                                              budget_s=budget_s / 2 if budget_s else None)[0]
+                rows.insert(len(rows) - len(times), _row(w, "torch.nn.LSTM", "lstm", dtype,
+                                                        torch_ts, threads))
+                del torch_step
     _ratios(rows)
     return rows
 

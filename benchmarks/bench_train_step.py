@@ -270,7 +270,7 @@ def run_benchmarks(workloads=("W1", "W2", "W3"), repeats: int | None = None, qui
     Parameters
     ----------
     workloads : names from :data:`WORKLOADS` (W1, W2, W3).
-    repeats : timed iterations per configuration (default: the workload's own, 50/7/3).
+    repeats : timed iterations per configuration (default: the workload's own, 100/7/3).
     quiet : no progress lines on stderr.
     paths : any of ``reference`` (NumPy loops), ``compiled`` (numba kernels, one thread; where
         the workload takes the LSTM's small path and BLAS has N > 1 threads, also a row

@@ -419,6 +419,7 @@ def test_compiled_adam_gives_numpys_bits(dtype, monkeypatch):
     assert kernels.adam_update(p, np.ones(3, dtype), m, v, s)
     assert np.all(p < 1) and np.all(m > 0)
 
+
 # ----------------------------------------------------------------------------------------------
 # Interface details
 # ----------------------------------------------------------------------------------------------

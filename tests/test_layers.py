@@ -68,8 +68,8 @@ def test_truncated_bptt_carries_state_across_chunks(cls, rng):
 @pytest.mark.parametrize("cls,D", [(ll.LSTM, 3), (ll.LSTM, 40), (ll.GRU, 3), (ll.RNN, 3)])
 def test_backward_without_input_grad_skips_dx_only(cls, D, backend, rng):
     """input_grad=False returns dx = None and the same gradients, bit for bit (the deeper layer
-    of a stack still gets its input gradient); D = 40 takes the BLAS projection on the compiled
-    path, D = 3 the compiled loops."""
+    of a stack still gets its input gradient); on the compiled path D = 40 takes the BLAS
+    projection with the bias as a column of ones, D = 3 the compiled projection loops."""
     from lstmlab import kernels
     if backend == "compiled" and not kernels.available():
         pytest.skip(f"numba not usable: {kernels.unavailable_reason()}")

@@ -322,7 +322,8 @@ class _Recurrent:
             dlayer = dx
         return dlayer, self._pack_state(dinit), {name: grads[name] for name in self.params}
 
-    def _loop_backward(self, loops, k, d, dc: _DirectionCache, mask, dY, dfinal, grads, input_grad):
+    def _loop_backward(self, loops, k, d, dc: _DirectionCache, mask, dY, dfinal, grads,
+                       input_grad):
         """BPTT of layer k, direction d; puts the gradients of that direction's parameters into
         ``grads`` (fresh arrays, each parameter once) and returns dx (or None) and dstate0."""
         p = self._direction_params(k, d)
@@ -346,7 +347,8 @@ class _Recurrent:
             dxp, g["weight_hh"], dh0 = loops.rnn_loop_backward(dc.loop[0], p["weight_hh"], mask, dY,
                                                                dfinal[0])
             d0 = (dh0,)
-        dx, g["weight_ih"], db = loops.input_projection_backward(dxp, dc.x, p["weight_ih"], input_grad)
+        dx, g["weight_ih"], db = loops.input_projection_backward(dxp, dc.x, p["weight_ih"],
+                                                                 input_grad)
         g["bias_ih"] = db
         if self.kind != "gru":                 # b_ih and b_hh add up front: the same gradient
             g["bias_hh"] = db.copy()          # (a copy: in-place clipping must not apply twice)

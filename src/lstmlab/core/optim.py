@@ -68,7 +68,7 @@ class Adam(_Optimizer):
     With numba installed each parameter is updated by one compiled pass
     (:func:`lstmlab.kernels.adam_update`) that performs the same operations in the same order as
     the NumPy code below, so the results are the same bits; NumPy's expression makes about a dozen
-    passes over the arrays (W3 of the benchmarks: 47 ms of NumPy against ~15 ms compiled).
+    passes over the arrays (W3 of the benchmarks, float64: 46 ms of NumPy against 8 ms compiled).
     """
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8):

@@ -43,9 +43,9 @@ __all__ = [
 try:
     from . import _api
     from ._api import (adam_scalars, adam_update, get_num_threads,  # noqa: F401
-                       gru_loop_backward, gru_loop_forward, input_projection, input_projection_backward,
-                       lstm_loop_backward, lstm_loop_forward, rnn_loop_backward, rnn_loop_forward,
-                       set_num_threads)
+                       gru_loop_backward, gru_loop_forward, input_projection,
+                       input_projection_backward, lstm_loop_backward, lstm_loop_forward,
+                       rnn_loop_backward, rnn_loop_forward, set_num_threads)
     _REASON = None
 except Exception as exc:  # numba missing (ImportError) or unusable with this NumPy
     _api = None

@@ -524,9 +524,9 @@ def adam_update(p, g, m, v, s) -> bool:
     unless p, g, m, v are C-contiguous arrays of one shape and of s's dtype (float32 or float64);
     the caller then runs NumPy's update."""
     dt = s.dtype
-    if not (p.dtype == g.dtype == m.dtype == v.dtype == dt and p.shape == g.shape == m.shape
-            == v.shape and p.flags.c_contiguous and g.flags.c_contiguous
-            and m.flags.c_contiguous and v.flags.c_contiguous):
+    if not (dt in (np.float32, np.float64) and p.dtype == g.dtype == m.dtype == v.dtype == dt
+            and p.shape == g.shape == m.shape == v.shape and p.flags.c_contiguous
+            and g.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous):
         return False
     _call(_jit.adam_update, dt, p, g, m, v, s)
     return True

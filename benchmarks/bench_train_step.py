@@ -22,7 +22,8 @@ Workloads (issue 4):
 For every path the *matrix-product floor* is measured too: the same matrix products that path
 performs (input projection, the per-step recurrent products forward and backward, dW_hh, dW_ih,
 the readout), timed alone with NumPy. Neither our path nor torch computes the gradient of the data
-x (torch: x does not require grad; ours: ``input_grad=False``). ``time / floor`` shows what everything else costs.
+x (torch: x does not require grad; ours: ``input_grad=False``). ``time / floor`` shows what
+everything else costs.
 
 Reported: median, min and max over ``repeats`` timed iterations after warm-up, and ratios measured
 in the same process: to torch.nn.LSTM float32, to our reference path (same dtype and variant) and
@@ -313,12 +314,12 @@ def run_benchmarks(workloads=("W1", "W2", "W3"), repeats: int | None = None, qui
             # the machine's load during our configurations reaches torch's median too): its
             # OpenMP workers keep spinning for a while after each call and would steal the
             # second core from whatever ran next in a round-robin
-            torch_ts = []
+            half_budget = budget_s / 2 if budget_s else None
             if have_torch:
                 _log(quiet, f"{name} {dtype}: torch.nn.LSTM (first half)")
                 torch_step = _torch_step(w, dtype, threads)
-                torch_ts += _time_round_robin([torch_step], (n + 1) // 2, block=w.block,
-                                              budget_s=budget_s / 2 if budget_s else None)[0]
+                torch_ts = _time_round_robin([torch_step], (n + 1) // 2, block=w.block,
+                                             budget_s=half_budget)[0]
                 time.sleep(0.5)
             # our configurations of one (workload, dtype) are built first and then timed
             # round-robin, one iteration of each in turn, so that load from other processes
@@ -341,17 +342,16 @@ def run_benchmarks(workloads=("W1", "W2", "W3"), repeats: int | None = None, qui
                                     _ours_step(w, variant, dtype, "compiled", kthreads)))
             _log(quiet, f"{name} {dtype}: " + ", ".join(f"{p} {v}" for p, v, _ in configs))
             times = _time_round_robin([c[2] for c in configs], n, block=w.block, budget_s=budget_s)
-            for (path, variant, _), ts in zip(configs, times):
-                rows.append(_row(w, path, variant, dtype, ts, threads))
+            ours = [_row(w, path, variant, dtype, ts, threads)
+                    for (path, variant, _), ts in zip(configs, times)]
             del configs
             if have_torch:
                 _log(quiet, f"{name} {dtype}: torch.nn.LSTM (second half)")
                 torch_ts += _time_round_robin([torch_step], max(1, n // 2), warmup=1,
-                                              block=w.block,
-                                              budget_s=budget_s / 2 if budget_s else None)[0]
-                rows.insert(len(rows) - len(times), _row(w, "torch.nn.LSTM", "lstm", dtype,
-                                                        torch_ts, threads))
+                                              block=w.block, budget_s=half_budget)[0]
+                rows.append(_row(w, "torch.nn.LSTM", "lstm", dtype, torch_ts, threads))
                 del torch_step
+            rows += ours
     _ratios(rows)
     return rows
 

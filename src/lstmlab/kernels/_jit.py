@@ -529,6 +529,189 @@ def _vecmat_s(x, xb, xs, K, M, mb, ldm, N, out, ob, zero):
         n0 += U(1)
 
 
+# -- four rows (or four columns) at once ------------------------------------------------------
+# A tile of 8 accumulators is a tuple (one vector register with SLP). The products of the small
+# LSTM path are short (K = H or 4H terms) and one row's tiles cannot keep the FMA units busy: each
+# tile is one dependency chain, so a row waits ~4 cycles per term. Four rows share each load of
+# the matrix row and give four independent chains. Each (row, tile) sum keeps the order of terms
+# of the one-row function it replaces, so the results are the same bits.
+
+@njit(inline="always", **_JIT)
+def _z8(zero):
+    return (zero, zero, zero, zero, zero, zero, zero, zero)
+
+
+@njit(inline="always", **_JIT)
+def _fma8(a, s, M, m):
+    """a + s * M[m : m + 8] for a tile a of 8 accumulators."""
+    return (a[0] + s * M[m], a[1] + s * M[m + U(1)], a[2] + s * M[m + U(2)],
+            a[3] + s * M[m + U(3)], a[4] + s * M[m + U(4)], a[5] + s * M[m + U(5)],
+            a[6] + s * M[m + U(6)], a[7] + s * M[m + U(7)])
+
+
+@njit(inline="always", **_JIT)
+def _set8(out, o, add, ab, a):
+    """out[o : o + 8] = add[ab : ab + 8] + a."""
+    out[o] = add[ab] + a[0]
+    out[o + U(1)] = add[ab + U(1)] + a[1]
+    out[o + U(2)] = add[ab + U(2)] + a[2]
+    out[o + U(3)] = add[ab + U(3)] + a[3]
+    out[o + U(4)] = add[ab + U(4)] + a[4]
+    out[o + U(5)] = add[ab + U(5)] + a[5]
+    out[o + U(6)] = add[ab + U(6)] + a[6]
+    out[o + U(7)] = add[ab + U(7)] + a[7]
+
+
+@njit(inline="always", **_JIT)
+def _sum8(out, o, a, b):
+    """out[o : o + 8] = a + b."""
+    out[o] = a[0] + b[0]
+    out[o + U(1)] = a[1] + b[1]
+    out[o + U(2)] = a[2] + b[2]
+    out[o + U(3)] = a[3] + b[3]
+    out[o + U(4)] = a[4] + b[4]
+    out[o + U(5)] = a[5] + b[5]
+    out[o + U(6)] = a[6] + b[6]
+    out[o + U(7)] = a[7] + b[7]
+
+
+@njit(inline="always", **_JIT)
+def _acc8(out, o, a, b):
+    """out[o : o + 8] += a + b."""
+    out[o] += a[0] + b[0]
+    out[o + U(1)] += a[1] + b[1]
+    out[o + U(2)] += a[2] + b[2]
+    out[o + U(3)] += a[3] + b[3]
+    out[o + U(4)] += a[4] + b[4]
+    out[o + U(5)] += a[5] + b[5]
+    out[o + U(6)] += a[6] + b[6]
+    out[o + U(7)] += a[7] + b[7]
+
+
+@njit(inline="always", **_JIT)
+def _gates4_vecmat_add(x, xb, K, M, mb, ldm, H, add, ab, out, ob, os, zero):
+    """_vecmat_add on the four gate blocks of one row at once: for g < 4 and n < H,
+    out[ob + g*os + n] = add[ab + g*H + n] + sum_{j<K} x[xb + j] * M[mb + j*ldm + g*H + n].
+    (Four rows at once instead would make LLVM gather the rows' x[j] into one register.)"""
+    H2 = U(2) * H
+    H3 = U(3) * H
+    n0 = U(0)
+    while n0 + U(8) <= H:
+        a0 = _z8(zero)
+        a1 = _z8(zero)
+        a2 = _z8(zero)
+        a3 = _z8(zero)
+        m = mb + n0
+        for j in range(K):
+            xj = x[xb + j]
+            a0 = _fma8(a0, xj, M, m)
+            a1 = _fma8(a1, xj, M, m + H)
+            a2 = _fma8(a2, xj, M, m + H2)
+            a3 = _fma8(a3, xj, M, m + H3)
+            m += ldm
+        _set8(out, ob + n0, add, ab + n0, a0)
+        _set8(out, ob + os + n0, add, ab + H + n0, a1)
+        _set8(out, ob + U(2) * os + n0, add, ab + H2 + n0, a2)
+        _set8(out, ob + U(3) * os + n0, add, ab + H3 + n0, a3)
+        n0 += U(8)
+    if n0 < H:
+        for g in range(U(4)):
+            _vecmat_add(x, xb, K, M, mb + g * H + n0, ldm, H - n0, add, ab + g * H + n0, out,
+                        ob + g * os + n0, zero)
+
+
+@njit(inline="always", **_JIT)
+def _rows4_vecmat(x, xb, xs, K, M, mb, ldm, N, out, ob, os, zero):
+    """_vecmat on four rows, written rather than added: for r < 4 and n < N,
+    out[ob + r*os + n] = sum_{j<K} x[xb + r*xs + j] * M[mb + j*ldm + n] (even and odd j in two
+    chains per tile, summed at the end, as in _vecmat)."""
+    n0 = U(0)
+    while n0 + U(8) <= N:
+        a0 = _z8(zero)
+        a1 = _z8(zero)
+        a2 = _z8(zero)
+        a3 = _z8(zero)
+        b0 = _z8(zero)
+        b1 = _z8(zero)
+        b2 = _z8(zero)
+        b3 = _z8(zero)
+        m = mb + n0
+        j = U(0)
+        while j + U(2) <= K:
+            m2 = m + ldm
+            a0 = _fma8(a0, x[xb + j], M, m)
+            a1 = _fma8(a1, x[xb + xs + j], M, m)
+            a2 = _fma8(a2, x[xb + U(2) * xs + j], M, m)
+            a3 = _fma8(a3, x[xb + U(3) * xs + j], M, m)
+            b0 = _fma8(b0, x[xb + j + U(1)], M, m2)
+            b1 = _fma8(b1, x[xb + xs + j + U(1)], M, m2)
+            b2 = _fma8(b2, x[xb + U(2) * xs + j + U(1)], M, m2)
+            b3 = _fma8(b3, x[xb + U(3) * xs + j + U(1)], M, m2)
+            m = m2 + ldm
+            j += U(2)
+        if j < K:
+            a0 = _fma8(a0, x[xb + j], M, m)
+            a1 = _fma8(a1, x[xb + xs + j], M, m)
+            a2 = _fma8(a2, x[xb + U(2) * xs + j], M, m)
+            a3 = _fma8(a3, x[xb + U(3) * xs + j], M, m)
+        _sum8(out, ob + n0, a0, b0)
+        _sum8(out, ob + os + n0, a1, b1)
+        _sum8(out, ob + U(2) * os + n0, a2, b2)
+        _sum8(out, ob + U(3) * os + n0, a3, b3)
+        n0 += U(8)
+    if n0 < N:
+        for r in range(U(4)):
+            _fill(out, ob + r * os + n0, N - n0, zero)
+            _vecmat(x, xb + r * xs, K, M, mb + n0, ldm, N - n0, out, ob + r * os + n0, zero)
+
+
+@njit(inline="always", **_JIT)
+def _cols4_vecmat_s(x, xb, xc, xs, K, M, mb, ldm, N, out, ob, os, zero):
+    """_vecmat_s on four strided vectors x[xb + c*xc + j*xs] (c < 4): for n < N,
+    out[ob + c*os + n] += sum_{j<K} x[xb + c*xc + j*xs] * M[mb + j*ldm + n] (two chains per tile,
+    as in _vecmat_s). Each M row is loaded once for the four vectors."""
+    n0 = U(0)
+    while n0 + U(8) <= N:
+        a0 = _z8(zero)
+        a1 = _z8(zero)
+        a2 = _z8(zero)
+        a3 = _z8(zero)
+        b0 = _z8(zero)
+        b1 = _z8(zero)
+        b2 = _z8(zero)
+        b3 = _z8(zero)
+        m = mb + n0
+        xi = xb
+        j = U(0)
+        while j + U(2) <= K:
+            m2 = m + ldm
+            xk = xi + xs
+            a0 = _fma8(a0, x[xi], M, m)
+            a1 = _fma8(a1, x[xi + xc], M, m)
+            a2 = _fma8(a2, x[xi + U(2) * xc], M, m)
+            a3 = _fma8(a3, x[xi + U(3) * xc], M, m)
+            b0 = _fma8(b0, x[xk], M, m2)
+            b1 = _fma8(b1, x[xk + xc], M, m2)
+            b2 = _fma8(b2, x[xk + U(2) * xc], M, m2)
+            b3 = _fma8(b3, x[xk + U(3) * xc], M, m2)
+            m = m2 + ldm
+            xi = xk + xs
+            j += U(2)
+        if j < K:
+            a0 = _fma8(a0, x[xi], M, m)
+            a1 = _fma8(a1, x[xi + xc], M, m)
+            a2 = _fma8(a2, x[xi + U(2) * xc], M, m)
+            a3 = _fma8(a3, x[xi + U(3) * xc], M, m)
+        _acc8(out, ob + n0, a0, b0)
+        _acc8(out, ob + os + n0, a1, b1)
+        _acc8(out, ob + U(2) * os + n0, a2, b2)
+        _acc8(out, ob + U(3) * os + n0, a3, b3)
+        n0 += U(8)
+    if n0 < N:
+        for c in range(U(4)):
+            _vecmat_s(x, xb + c * xc, xs, K, M, mb + n0, ldm, N - n0, out, ob + c * os + n0, zero)
+
+
 # ----------------------------------------------------------------------------------------------
 # Generalised LSTM
 # ----------------------------------------------------------------------------------------------
@@ -819,22 +1002,25 @@ def lstm_fwd_small(xp, WT, pc, RT, mask, Hs, Cs, G, ui, uf, uo, ag, ac, cp, fg, 
         b0 = b_lo
         while b0 < b_hi:
             nb = min(NB, b_hi - b0)
-            for j in range(nb):
+            for j in range(nb):                          # PG = xp + h_prev W_hh^T, gate-major
                 b = b0 + j
-                if mask[t, b] == 0:
-                    continue
-                xb = (t * B + b) * H4
-                ro = j * H
-                for g in range(U(4)):                    # PG = xp + h_prev W_hh^T, gate-major
-                    _vecmat_add(Hsf, (t * B + b) * H, H, WTf, g * H, H4, H, xpf, xb + g * H,
-                                PG, g * _F1 + ro, zero)
-                if fg:                                   # RRG = q_prev R^T, q = [i, f, o]_{t-1}
+                if mask[t, b] != 0:
+                    _gates4_vecmat_add(Hsf, (t * B + b) * H, H, WTf, U(0), H4, H, xpf,
+                                       (t * B + b) * H4, PG, j * H, _F1, zero)
+            if fg:                                       # RRG = q_prev R^T, q = [i, f, o]_{t-1}
+                for j in range(nb):
+                    b = b0 + j
+                    if mask[t, b] == 0:
+                        continue
+                    xb = (t * B + b) * H4
+                    ro = j * H
                     for g in range(U(3)):
                         _fill(RRG, g * _F1 + ro, H, zero)
                         if t > U(0):
                             gp = xb - B * H4
                             _vecmat(Gf, gp, H2, RTf, g * H, H3, H, RRG, g * _F1 + ro, zero)
-                            _vecmat(Gf, gp + H3, H, RTf, H2 * H3 + g * H, H3, H, RRG, g * _F1 + ro, zero)
+                            _vecmat(Gf, gp + H3, H, RTf, H2 * H3 + g * H, H3, H, RRG,
+                                    g * _F1 + ro, zero)
             cb0 = (t * B + b0) * H
             # fg and pe become compile-time constants in each inlined copy, so a cell without
             # peepholes or gate recurrence does not load (or add) their zeros
@@ -950,19 +1136,36 @@ def lstm_bwd_small(Hs, Cs, G, W, pc, R, mask, dY, dh, dc, dxp, dpeep, dW, ui, uf
                 ro = j * H
                 for g in range(U(4)):                    # dxp (zero on padding rows)
                     _copy(dxpf, gb + g * H, OUT, g * _F1 + ro, H)
-                if mask[t, b] == 0:
+                if mask[t, b] != 0:                      # padding rows keep dc, dh, dq
+                    _copy(dcf, b * H, OUT, _F4 + ro, H)
+            j = U(0)
+            while j < nb:                                # dh_prev = da W_hh, four rows at a time
+                b = b0 + j
+                gb = (t * B + b) * H4
+                if (j + U(4) <= nb and mask[t, b] != 0 and mask[t, b + U(1)] != 0
+                        and mask[t, b + U(2)] != 0 and mask[t, b + U(3)] != 0):
+                    _rows4_vecmat(dxpf, gb, H4, H4, Wf, U(0), H, H, dhf, b * H, H, zero)
+                    j += U(4)
                     continue
-                _copy(dcf, b * H, OUT, _F4 + ro, H)
-                _fill(dhf, b * H, H, zero)               # dh_prev = da W_hh
-                _vecmat(dxpf, gb, H4, Wf, U(0), H, H, dhf, b * H, zero)
-                if fg:                                   # dq_prev = [dz_i, dz_f, dz_o] R
+                if mask[t, b] != 0:
+                    _fill(dhf, b * H, H, zero)
+                    _vecmat(dxpf, gb, H4, Wf, U(0), H, H, dhf, b * H, zero)
+                j += U(1)
+            if fg:                                       # dq_prev = [dz_i, dz_f, dz_o] R
+                for j in range(nb):
+                    b = b0 + j
+                    if mask[t, b] == 0:
+                        continue
+                    gb = (t * B + b) * H4
                     _fill(dq, b * H3, H3, zero)
                     _vecmat(dxpf, gb, U(2) * H, Rf, U(0), H3, H3, dq, b * H3, zero)
                     _vecmat(dxpf, gb + H3, H, Rf, U(2) * H * H3, H3, H3, dq, b * H3, zero)
             b0 += nb
-        for k in range(H4):                              # dW_hh += da_t^T h_{t-1}
-            _vecmat_s(dxpf, (t * B + b_lo) * H4 + k, H4, b_hi - b_lo, Hsf, (t * B + b_lo) * H, H,
-                      H, dWf, k * H, zero)
+        k = U(0)
+        while k < H4:                                    # dW_hh += da_t^T h_{t-1}, 4 rows of it at a time
+            _cols4_vecmat_s(dxpf, (t * B + b_lo) * H4 + k, U(1), H4, b_hi - b_lo, Hsf,
+                            (t * B + b_lo) * H, H, H, dWf, k * H, H, zero)
+            k += U(4)
     for g in range(U(3)):                                # dpeep = sum over the batch rows
         for j in range(NB):
             for u in range(H):

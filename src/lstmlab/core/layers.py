@@ -42,6 +42,19 @@ def reverse_within_lengths(a: np.ndarray, lengths: np.ndarray | None) -> np.ndar
     return a[idx, np.arange(B)[None, :]]
 
 
+_PARAM_BASES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_gg",
+                "weight_ci", "weight_cf", "weight_co")
+
+
+@functools.lru_cache(maxsize=256)
+def _direction_names(keys: tuple, k: int, d: int) -> dict[str, str]:
+    """Base name -> parameter name (``weight_hh`` -> ``weight_hh_l1_reverse``) of the parameters
+    of layer k, direction d among ``keys`` (computed once per layer layout: the training loop
+    asks twice per iteration). The dict is shared: read it, do not change it."""
+    names = {b: _Recurrent._name(b, k, d) for b in _PARAM_BASES}
+    return {b: n for b, n in names.items() if n in keys}
+
+
 @functools.cache
 def _loops(backend: str):
     """The module that provides the loop functions: lstmlab.core.cells or lstmlab.kernels."""
@@ -267,11 +280,11 @@ class _Recurrent:
         return (loops.rnn_loop_forward(xp, p["weight_hh"], init[0], mask),)
 
     def _direction_params(self, k, d) -> dict[str, np.ndarray]:
-        names = ["weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_gg"]
-        p = {n: self.params[self._name(n, k, d)] for n in names if self._name(n, k, d) in self.params}
+        """Layer k, direction d's arrays under their short names, the peepholes as one (3, H)."""
+        names = _direction_names(tuple(self.params), k, d)
+        p = {n: self.params[full] for n, full in names.items()}
         if self.kind == "lstm" and self.spec.peephole:
-            p["peep"] = np.stack([self.params[self._name(n, k, d)]
-                                  for n in ("weight_ci", "weight_cf", "weight_co")])   # (3, H)
+            p["peep"] = np.array([p.pop(n) for n in ("weight_ci", "weight_cf", "weight_co")])
         return p
 
     # -- backward ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ the loop (the small LSTM path accumulates ``dW_hh`` inside its kernel instead, p
 """
 from __future__ import annotations
 
+import functools
 import os
 import threading
 
@@ -48,8 +49,13 @@ PART_ROWS = 16
 
 def batch_parts(B: int) -> np.ndarray:
     """Boundaries of the batch parts: ceil(B / PART_ROWS) nearly equal row ranges, (P + 1,)."""
+    return np.array(_parts(B), dtype=np.int64)
+
+
+@functools.lru_cache(maxsize=64)
+def _parts(B: int) -> tuple[int, ...]:
     P = max(1, -(-B // PART_ROWS))
-    return np.array([(p * B) // P for p in range(P + 1)], dtype=np.int64)
+    return tuple((p * B) // P for p in range(P + 1))
 
 
 def _default_threads() -> int:
@@ -173,9 +179,21 @@ def _c(a, dt):
     return np.ascontiguousarray(a, dtype=dt)
 
 
+# Operands that stand for "no mask", "no peepholes", "no gate recurrence": made once per shape
+# (the kernels only read them; a W1 training iteration would otherwise allocate them four times).
+@functools.lru_cache(maxsize=32)
+def _ones(shape, dt):
+    return np.ones(shape, dtype=dt)
+
+
+@functools.lru_cache(maxsize=32)
+def _zeros(shape, dt):
+    return np.zeros(shape, dtype=dt)
+
+
 def _mask(mask, T, B, dt):
     if mask is None:
-        return np.ones((T, B), dtype=dt)
+        return _ones((T, B), dt)
     m = np.ascontiguousarray(mask, dtype=dt)
     if m.shape != (T, B):
         raise ValueError(f"mask: expected shape {(T, B)}, got {m.shape}")
@@ -184,6 +202,7 @@ def _mask(mask, T, B, dt):
     return m
 
 
+@functools.lru_cache(maxsize=64)
 def _lstm_flags(spec):
     return (int(spec.input_gate), int(spec.forget_gate), int(spec.output_gate),
             int(spec.input_activation), int(spec.output_activation), int(spec.coupled),
@@ -204,7 +223,7 @@ def _peep(spec, peep, H, dt):
         if p.shape != (3, H):
             raise ValueError(f"peep: expected shape {(3, H)}, got {p.shape}")
         return p
-    return np.zeros((3, H), dtype=dt)
+    return _zeros((3, H), dt)
 
 
 def _recur(spec, R, H, dt):
@@ -213,7 +232,7 @@ def _recur(spec, R, H, dt):
         if R.shape != (3 * H, 3 * H):
             raise ValueError(f"R: expected shape {(3 * H, 3 * H)}, got {R.shape}")
         return R
-    return np.zeros((1, 1), dtype=dt)
+    return _zeros((1, 1), dt)
 
 
 def _ifo(H):
@@ -279,7 +298,7 @@ def input_projection_backward(dxp, x, W_ih, input_grad=True):
     dWT = np.empty((D, d2.shape[1]), dtype=dt)
     db = np.empty(d2.shape[1], dtype=dt)
     _call(_jit.proj_backward, dt, d2, _c(x, dt).reshape(T * B, D),
-          np.ascontiguousarray(np.asarray(W_ih, dtype=dt).T), np.ones(_jit.PROJ_BLOCK, dtype=dt),
+          np.ascontiguousarray(np.asarray(W_ih, dtype=dt).T), _ones((_jit.PROJ_BLOCK,), dt),
           dx, dWT, db, dt.type(0))
     return (dx.reshape(T, B, D) if input_grad else None), np.ascontiguousarray(dWT.T), db
 
@@ -310,9 +329,9 @@ def lstm_loop_forward(spec, xp, W_hh, peep, R, h0, c0, mask, overwrite_xp=False,
     if not large:
         args = (xp, np.ascontiguousarray(W.T), pc, np.ascontiguousarray(Rm.T), m, Hs, Cs, G, *flags,
                 clip, one)
-        bounds = batch_parts(B)
+        bounds = _parts(B)
         if _threaded(len(bounds) - 1):
-            _call(_jit.lstm_fwd_parts, dt, bounds, *args)
+            _call(_jit.lstm_fwd_parts, dt, np.array(bounds, dtype=np.int64), *args)
             _after_threaded_call()
         else:
             for lo, hi in zip(bounds[:-1], bounds[1:]):
@@ -348,13 +367,14 @@ def lstm_loop_backward(spec, Hs, Cs, G, W_hh, peep, R, mask, dY, dh_n, dc_n, *, 
     if large is None:
         large = use_large_path("lstm", H, B)
     if not large:
-        bounds = batch_parts(B)
+        bounds = _parts(B)
         P = len(bounds) - 1
         dpeeps = np.zeros((P, 3, H), dtype=dt)                    # one accumulator per part
         dWs = np.zeros((P, H4, H), dtype=dt)
         args = (Hs, Cs, G, W, pc, Rm, m, dY, dh, dc, dxp)
         if _threaded(P):
-            _call(_jit.lstm_bwd_parts, dt, bounds, *args, dpeeps, dWs, *flags, clip, one)
+            _call(_jit.lstm_bwd_parts, dt, np.array(bounds, dtype=np.int64), *args, dpeeps, dWs,
+                  *flags, clip, one)
             _after_threaded_call()
         else:
             for p in range(P):

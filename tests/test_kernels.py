@@ -353,16 +353,18 @@ def test_large_hidden_gru_rnn():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
-@pytest.mark.parametrize("shape", [(150, 32, 1, 32), (7, 3, 5, 12), (3, 70, 16, 20),
-                                   (4, 5, 17, 8), (3, 4, 255, 12), (2, 3, 256, 8)],
-                         ids=["gers", "odd", "d16_long", "d17_bias_column", "d255_bias_column",
-                              "d256_blas"])
+@pytest.mark.parametrize("shape", [(150, 32, 1, 32), (6, 9, 3, 12), (7, 3, 5, 12),
+                                   (3, 70, 16, 20), (4, 5, 17, 8), (3, 4, 255, 12), (2, 3, 256, 8)],
+                         ids=["gers", "d3_columns", "odd", "d16_long", "d17_bias_column",
+                              "d255_bias_column", "d256_blas"])
 def test_input_projection_matches_reference(shape, dtype):
-    """Compiled projection (D <= PROJ_MAX_D), BLAS with the bias as a column of ones (D up to
-    PROJ_BIAS_COLUMN_MAX_D) and plain BLAS (wider) equal the reference; T*B = 4800 and 210 rows
-    run over several PROJ_BLOCK blocks, G = 12 and 20 over a partial tile."""
-    from lstmlab.kernels import _api
+    """Compiled projection (D <= PROJ_COLUMNS_MAX_D: vectorised along rows; up to PROJ_MAX_D:
+    register tiles), BLAS with the bias as a column of ones (D up to PROJ_BIAS_COLUMN_MAX_D) and
+    plain BLAS (wider) equal the reference; T*B = 4800 and 210 rows run over several PROJ_BLOCK
+    blocks, G = 12 and 20 over a partial tile."""
+    from lstmlab.kernels import _api, _jit
     assert _api.PROJ_MAX_D == 16 and _api.PROJ_BIAS_COLUMN_MAX_D == 255     # the ids above
+    assert _jit.PROJ_COLUMNS_MAX_D == 4
     T, B, D, G = shape
     rng = np.random.default_rng(sum(shape))
     r = lambda *s: rng.standard_normal(s).astype(dtype)  # noqa: E731

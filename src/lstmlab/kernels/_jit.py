@@ -1601,18 +1601,39 @@ def merge_rows(dst, src, mask, t):
 PROJ_BLOCK = 64               # rows whose products are summed in registers before reaching dW, db
 
 
+PROJ_COLUMNS_MAX_D = 4        # up to this many inputs, proj_forward vectorises along a whole row
+
+
 @njit(**_JIT)
 def proj_forward(x2, WT, bias, out, zero):
     """out (N, G) = x2 (N, D) @ WT (D, G) + bias (G): per row the sum over d first, then the
-    bias (as the reference's BLAS product followed by ``+= bias``). ``zero`` is 0 in the dtype."""
+    bias (as the reference's BLAS product followed by ``+= bias``). ``zero`` is 0 in the dtype.
+
+    With D <= PROJ_COLUMNS_MAX_D a row is a few passes of one vectorised loop over its G columns
+    (W1, D = 1: 52 -> 28 us in float32); wider rows take 8-column register tiles. The two orders
+    of work give the same bits (each sum runs over d in order from zero)."""
     N = U(x2.shape[0])
     D = U(x2.shape[1])
     G = U(WT.shape[1])
     xf = x2.reshape(-1)
     Wf = WT.reshape(-1)
     of = out.reshape(-1)
+    if D > U(PROJ_COLUMNS_MAX_D):
+        for n in range(N):
+            _vecmat_add(xf, n * D, D, Wf, U(0), G, G, bias, U(0), of, n * G, zero)
+        return
+    acc = np.empty(G, dtype=out.dtype)
     for n in range(N):
-        _vecmat_add(xf, n * D, D, Wf, U(0), G, G, bias, U(0), of, n * G, zero)
+        x0 = xf[n * D]
+        for g in range(G):
+            acc[g] = zero + x0 * Wf[g]
+        for d in range(U(1), D):
+            xd = xf[n * D + d]
+            for g in range(G):
+                acc[g] += xd * Wf[d * G + g]
+        o = n * G
+        for g in range(G):
+            of[o + g] = bias[g] + acc[g]
 
 
 @njit(**_JIT)

@@ -26,7 +26,7 @@ Two paths per cell (``_api.SMALL_MAX_H`` chooses by hidden size):
 
 * *small*: the whole sequence is one compiled call. The recurrent products are register-tiled
   loops (``_vecmat``: 8 columns in 8 accumulators, which LLVM's SLP vectoriser turns into one
-  vector register). For the LSTM the elementwise work of a step runs as one vectorised loop over
+  vector register; the LSTM's run four such tiles at once, ``_gates4_vecmat_add`` and friends). For the LSTM the elementwise work of a step runs as one vectorised loop over
   the whole batch (``_lstm_fwd_flat`` / ``_lstm_bwd_flat``) on gate-major scratch arrays whose
   segment stride is a compile-time constant, so LLVM can prove the streams disjoint; short per-row
   copies translate to and from the (B, 4H) layouts of ``xp``, ``G`` and ``dxp``. GRU and RNN run
@@ -529,12 +529,14 @@ def _vecmat_s(x, xb, xs, K, M, mb, ldm, N, out, ob, zero):
         n0 += U(1)
 
 
-# -- four rows (or four columns) at once ------------------------------------------------------
+# -- four tiles at once -------------------------------------------------------------------------
 # A tile of 8 accumulators is a tuple (one vector register with SLP). The products of the small
-# LSTM path are short (K = H or 4H terms) and one row's tiles cannot keep the FMA units busy: each
-# tile is one dependency chain, so a row waits ~4 cycles per term. Four rows share each load of
-# the matrix row and give four independent chains. Each (row, tile) sum keeps the order of terms
-# of the one-row function it replaces, so the results are the same bits.
+# LSTM path are short (K = H or 4H terms) and one tile at a time cannot keep the FMA units busy:
+# each tile is one dependency chain, so it waits ~4 cycles per term. Four tiles in one loop (the
+# four gate blocks of a row, four rows, or four rows of dW_hh) give four independent chains and
+# share the loads. Each tile's sum keeps the order of terms of the one-tile function it replaces,
+# so the results are the same bits. W1 (H = 8), kernels alone: backward 0.47 -> 0.33 ms
+# (float64), 0.31 -> 0.22 ms (float32); forward ~3%.
 
 @njit(inline="always", **_JIT)
 def _z8(zero):

@@ -26,11 +26,12 @@ Two paths per cell (``_api.SMALL_MAX_H`` chooses by hidden size):
 
 * *small*: the whole sequence is one compiled call. The recurrent products are register-tiled
   loops (``_vecmat``: 8 columns in 8 accumulators, which LLVM's SLP vectoriser turns into one
-  vector register; the LSTM's run four such tiles at once, ``_gates4_vecmat_add`` and friends). For the LSTM the elementwise work of a step runs as one vectorised loop over
-  the whole batch (``_lstm_fwd_flat`` / ``_lstm_bwd_flat``) on gate-major scratch arrays whose
-  segment stride is a compile-time constant, so LLVM can prove the streams disjoint; short per-row
-  copies translate to and from the (B, 4H) layouts of ``xp``, ``G`` and ``dxp``. GRU and RNN run
-  row by row. No allocation inside the time loop.
+  vector register; the LSTM's run four such tiles at once, ``_gates4_vecmat_add`` and friends).
+  For the LSTM the elementwise work of a step runs as one vectorised loop over the whole batch
+  (``_lstm_fwd_flat`` / ``_lstm_bwd_flat``) on gate-major scratch arrays whose segment stride is
+  a compile-time constant, so LLVM can prove the streams disjoint; short per-row copies
+  translate to and from the (B, 4H) layouts of ``xp``, ``G`` and ``dxp``. GRU and RNN run row by
+  row. No allocation inside the time loop.
 * *large*: a Python loop over time calls BLAS (``np.matmul`` with ``out=``) for the per-step
   recurrent products and one compiled call per step for everything elementwise (row by row).
 
@@ -391,6 +392,12 @@ def _vecmat(x, xb, K, M, mb, ldm, N, out, ob, zero):
         out[o + U(6)] += a6 + b6
         out[o + U(7)] += a7 + b7
         n0 += U(8)
+    _vecmat_cols(x, xb, K, M, mb, ldm, n0, N, out, ob, zero)
+
+
+@njit(inline="always", **_JIT)
+def _vecmat_cols(x, xb, K, M, mb, ldm, n0, N, out, ob, zero):
+    """The columns [n0, N) of _vecmat one at a time (its tail beside the 8-column tiles)."""
     while n0 < N:
         a = zero
         m = mb + n0
@@ -439,6 +446,12 @@ def _vecmat_add(x, xb, K, M, mb, ldm, N, add, ab, out, ob, zero):
         out[o + U(6)] = add[a + U(6)] + a6
         out[o + U(7)] = add[a + U(7)] + a7
         n0 += U(8)
+    _vecmat_add_cols(x, xb, K, M, mb, ldm, n0, N, add, ab, out, ob, zero)
+
+
+@njit(inline="always", **_JIT)
+def _vecmat_add_cols(x, xb, K, M, mb, ldm, n0, N, add, ab, out, ob, zero):
+    """The columns [n0, N) of _vecmat_add one at a time."""
     while n0 < N:
         acc = zero
         m = mb + n0
@@ -517,6 +530,12 @@ def _vecmat_s(x, xb, xs, K, M, mb, ldm, N, out, ob, zero):
         out[o + U(6)] += a6 + b6
         out[o + U(7)] += a7 + b7
         n0 += U(8)
+    _vecmat_s_cols(x, xb, xs, K, M, mb, ldm, n0, N, out, ob, zero)
+
+
+@njit(inline="always", **_JIT)
+def _vecmat_s_cols(x, xb, xs, K, M, mb, ldm, n0, N, out, ob, zero):
+    """The columns [n0, N) of _vecmat_s one at a time."""
     while n0 < N:
         a = zero
         m = mb + n0
@@ -536,7 +555,10 @@ def _vecmat_s(x, xb, xs, K, M, mb, ldm, N, out, ob, zero):
 # four gate blocks of a row, four rows, or four rows of dW_hh) give four independent chains and
 # share the loads. Each tile's sum keeps the order of terms of the one-tile function it replaces,
 # so the results are the same bits. W1 (H = 8), kernels alone: backward 0.47 -> 0.33 ms
-# (float64), 0.31 -> 0.22 ms (float32); forward ~3%.
+# (float64), 0.31 -> 0.22 ms (float32); forward ~3%. The price is compilation: SLP over the
+# backward's 64 accumulators costs LLVM ~9 s more per dtype (12 -> 21 s), once (numba caches).
+# The remainders (H not a multiple of 8) run the one-column loops (``_vecmat_cols`` etc.) rather
+# than whole one-tile functions, which would cost as much compilation again.
 
 @njit(inline="always", **_JIT)
 def _z8(zero):
@@ -616,10 +638,9 @@ def _gates4_vecmat_add(x, xb, K, M, mb, ldm, H, add, ab, out, ob, os, zero):
         _set8(out, ob + U(2) * os + n0, add, ab + H2 + n0, a2)
         _set8(out, ob + U(3) * os + n0, add, ab + H3 + n0, a3)
         n0 += U(8)
-    if n0 < H:
-        for g in range(U(4)):
-            _vecmat_add(x, xb, K, M, mb + g * H + n0, ldm, H - n0, add, ab + g * H + n0, out,
-                        ob + g * os + n0, zero)
+    for g in range(U(4)):
+        _vecmat_add_cols(x, xb, K, M, mb + g * H, ldm, n0, H, add, ab + g * H, out, ob + g * os,
+                         zero)
 
 
 @njit(inline="always", **_JIT)
@@ -661,10 +682,9 @@ def _rows4_vecmat(x, xb, xs, K, M, mb, ldm, N, out, ob, os, zero):
         _sum8(out, ob + U(2) * os + n0, a2, b2)
         _sum8(out, ob + U(3) * os + n0, a3, b3)
         n0 += U(8)
-    if n0 < N:
-        for r in range(U(4)):
-            _fill(out, ob + r * os + n0, N - n0, zero)
-            _vecmat(x, xb + r * xs, K, M, mb + n0, ldm, N - n0, out, ob + r * os + n0, zero)
+    for r in range(U(4)):
+        _fill(out, ob + r * os + n0, N - n0, zero)
+        _vecmat_cols(x, xb + r * xs, K, M, mb, ldm, n0, N, out, ob + r * os, zero)
 
 
 @njit(inline="always", **_JIT)
@@ -709,9 +729,8 @@ def _cols4_vecmat_s(x, xb, xc, xs, K, M, mb, ldm, N, out, ob, os, zero):
         _acc8(out, ob + U(2) * os + n0, a2, b2)
         _acc8(out, ob + U(3) * os + n0, a3, b3)
         n0 += U(8)
-    if n0 < N:
-        for c in range(U(4)):
-            _vecmat_s(x, xb + c * xc, xs, K, M, mb + n0, ldm, N - n0, out, ob + c * os + n0, zero)
+    for c in range(U(4)):
+        _vecmat_s_cols(x, xb + c * xc, xs, K, M, mb, ldm, n0, N, out, ob + c * os, zero)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1164,7 +1183,7 @@ def lstm_bwd_small(Hs, Cs, G, W, pc, R, mask, dY, dh, dc, dxp, dpeep, dW, ui, uf
                     _vecmat(dxpf, gb + H3, H, Rf, U(2) * H * H3, H3, H3, dq, b * H3, zero)
             b0 += nb
         k = U(0)
-        while k < H4:                                    # dW_hh += da_t^T h_{t-1}, 4 rows of it at a time
+        while k < H4:                                    # dW_hh += da_t^T h_{t-1}, 4 rows at once
             _cols4_vecmat_s(dxpf, (t * B + b_lo) * H4 + k, U(1), H4, b_hi - b_lo, Hsf,
                             (t * B + b_lo) * H, H, H, dWf, k * H, H, zero)
             k += U(4)

@@ -16,8 +16,9 @@ arguments and results, so the sequence layer can call either module::
 numba is optional: without it this package still imports, :func:`available` returns False and the
 loop functions raise ``RuntimeError``. Compiled code is cached on disk (numba ``cache=True``, in
 ``__pycache__`` beside this package or numba's user cache directory), so only the first process
-pays the compilation (about a minute for every kernel in both dtypes; a single cell and dtype
-compiles on first use in ~10 s); :func:`warmup` compiles everything ahead of time.
+pays the compilation (on the 2-core machine of benchmarks/README.md: :func:`warmup`, which
+compiles every kernel ahead of time, about a minute per dtype; the first forward and backward of
+one LSTM layer in one dtype 40 s).
 
 The LSTM's small path (hidden sizes up to 32) splits the batch into parts of 16 rows, which can
 run on numba's threads (:func:`set_num_threads`, ``LSTMLAB_NUM_THREADS``; one thread by default,

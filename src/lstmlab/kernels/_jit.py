@@ -26,7 +26,7 @@ Two paths per cell (``_api.SMALL_MAX_H`` chooses by hidden size):
 
 * *small*: the whole sequence is one compiled call. The recurrent products are register-tiled
   loops (``_vecmat``: 8 columns in 8 accumulators, which LLVM's SLP vectoriser turns into one
-  vector register; the LSTM's run four such tiles at once, ``_gates4_vecmat_add`` and friends).
+  vector register; the LSTM's run four such tiles at once, ``_gates4_vecmat_add``, ``_four_vecmat_s``).
   For the LSTM the elementwise work of a step runs as one vectorised loop over the whole batch
   (``_lstm_fwd_flat`` / ``_lstm_bwd_flat``) on gate-major scratch arrays whose segment stride is
   a compile-time constant, so LLVM can prove the streams disjoint; short per-row copies
@@ -556,9 +556,9 @@ def _vecmat_s_cols(x, xb, xs, K, M, mb, ldm, n0, N, out, ob, zero):
 # share the loads. Each tile's sum keeps the order of terms of the one-tile function it replaces,
 # so the results are the same bits. W1 (H = 8), kernels alone: backward 0.47 -> 0.33 ms
 # (float64), 0.31 -> 0.22 ms (float32); forward ~3%. The price is compilation: SLP over the
-# backward's 64 accumulators costs LLVM ~9 s more per dtype (12 -> 21 s), once (numba caches).
+# backward's 64 accumulators costs LLVM ~6 s more per dtype (12 -> 18 s), once (numba caches).
 # The remainders (H not a multiple of 8) run the one-column loops (``_vecmat_cols`` etc.) rather
-# than whole one-tile functions, which would cost as much compilation again.
+# than whole one-tile functions, which would cost more compilation again.
 
 @njit(inline="always", **_JIT)
 def _z8(zero):
@@ -644,54 +644,12 @@ def _gates4_vecmat_add(x, xb, K, M, mb, ldm, H, add, ab, out, ob, os, zero):
 
 
 @njit(inline="always", **_JIT)
-def _rows4_vecmat(x, xb, xs, K, M, mb, ldm, N, out, ob, os, zero):
-    """_vecmat on four rows, written rather than added: for r < 4 and n < N,
-    out[ob + r*os + n] = sum_{j<K} x[xb + r*xs + j] * M[mb + j*ldm + n] (even and odd j in two
-    chains per tile, summed at the end, as in _vecmat)."""
-    n0 = U(0)
-    while n0 + U(8) <= N:
-        a0 = _z8(zero)
-        a1 = _z8(zero)
-        a2 = _z8(zero)
-        a3 = _z8(zero)
-        b0 = _z8(zero)
-        b1 = _z8(zero)
-        b2 = _z8(zero)
-        b3 = _z8(zero)
-        m = mb + n0
-        j = U(0)
-        while j + U(2) <= K:
-            m2 = m + ldm
-            a0 = _fma8(a0, x[xb + j], M, m)
-            a1 = _fma8(a1, x[xb + xs + j], M, m)
-            a2 = _fma8(a2, x[xb + U(2) * xs + j], M, m)
-            a3 = _fma8(a3, x[xb + U(3) * xs + j], M, m)
-            b0 = _fma8(b0, x[xb + j + U(1)], M, m2)
-            b1 = _fma8(b1, x[xb + xs + j + U(1)], M, m2)
-            b2 = _fma8(b2, x[xb + U(2) * xs + j + U(1)], M, m2)
-            b3 = _fma8(b3, x[xb + U(3) * xs + j + U(1)], M, m2)
-            m = m2 + ldm
-            j += U(2)
-        if j < K:
-            a0 = _fma8(a0, x[xb + j], M, m)
-            a1 = _fma8(a1, x[xb + xs + j], M, m)
-            a2 = _fma8(a2, x[xb + U(2) * xs + j], M, m)
-            a3 = _fma8(a3, x[xb + U(3) * xs + j], M, m)
-        _sum8(out, ob + n0, a0, b0)
-        _sum8(out, ob + os + n0, a1, b1)
-        _sum8(out, ob + U(2) * os + n0, a2, b2)
-        _sum8(out, ob + U(3) * os + n0, a3, b3)
-        n0 += U(8)
-    for r in range(U(4)):
-        _fill(out, ob + r * os + n0, N - n0, zero)
-        _vecmat_cols(x, xb + r * xs, K, M, mb, ldm, n0, N, out, ob + r * os, zero)
-
-
-@njit(inline="always", **_JIT)
-def _cols4_vecmat_s(x, xb, xc, xs, K, M, mb, ldm, N, out, ob, os, zero):
-    """_vecmat_s on four strided vectors x[xb + c*xc + j*xs] (c < 4): for n < N,
-    out[ob + c*os + n] += sum_{j<K} x[xb + c*xc + j*xs] * M[mb + j*ldm + n] (two chains per tile,
-    as in _vecmat_s). Each M row is loaded once for the four vectors."""
+def _four_vecmat_s(x, xb, xc, xs, K, M, mb, ldm, N, out, ob, os, add_to, zero):
+    """_vecmat_s on four strided vectors x[xb + c*xc + j*xs] (c < 4) at once: for n < N,
+    out[ob + c*os + n] = (or += with ``add_to``) sum_{j<K} x[xb + c*xc + j*xs] * M[mb + j*ldm + n],
+    even and odd j in two chains per tile, summed at the end, as in _vecmat (xs = 1) and
+    _vecmat_s. Four rows of a row-major x: xc = the row stride, xs = 1; four columns: xc = 1,
+    xs = the row stride. Each M row is loaded once for the four vectors."""
     n0 = U(0)
     while n0 + U(8) <= N:
         a0 = _z8(zero)
@@ -724,12 +682,20 @@ def _cols4_vecmat_s(x, xb, xc, xs, K, M, mb, ldm, N, out, ob, os, zero):
             a1 = _fma8(a1, x[xi + xc], M, m)
             a2 = _fma8(a2, x[xi + U(2) * xc], M, m)
             a3 = _fma8(a3, x[xi + U(3) * xc], M, m)
-        _acc8(out, ob + n0, a0, b0)
-        _acc8(out, ob + os + n0, a1, b1)
-        _acc8(out, ob + U(2) * os + n0, a2, b2)
-        _acc8(out, ob + U(3) * os + n0, a3, b3)
+        if add_to:
+            _acc8(out, ob + n0, a0, b0)
+            _acc8(out, ob + os + n0, a1, b1)
+            _acc8(out, ob + U(2) * os + n0, a2, b2)
+            _acc8(out, ob + U(3) * os + n0, a3, b3)
+        else:
+            _sum8(out, ob + n0, a0, b0)
+            _sum8(out, ob + os + n0, a1, b1)
+            _sum8(out, ob + U(2) * os + n0, a2, b2)
+            _sum8(out, ob + U(3) * os + n0, a3, b3)
         n0 += U(8)
     for c in range(U(4)):
+        if not add_to:
+            _fill(out, ob + c * os + n0, N - n0, zero)
         _vecmat_s_cols(x, xb + c * xc, xs, K, M, mb, ldm, n0, N, out, ob + c * os, zero)
 
 
@@ -1165,7 +1131,8 @@ def lstm_bwd_small(Hs, Cs, G, W, pc, R, mask, dY, dh, dc, dxp, dpeep, dW, ui, uf
                 gb = (t * B + b) * H4
                 if (j + U(4) <= nb and mask[t, b] != 0 and mask[t, b + U(1)] != 0
                         and mask[t, b + U(2)] != 0 and mask[t, b + U(3)] != 0):
-                    _rows4_vecmat(dxpf, gb, H4, H4, Wf, U(0), H, H, dhf, b * H, H, zero)
+                    _four_vecmat_s(dxpf, gb, H4, U(1), H4, Wf, U(0), H, H, dhf, b * H, H, False,
+                                   zero)
                     j += U(4)
                     continue
                 if mask[t, b] != 0:
@@ -1184,8 +1151,8 @@ def lstm_bwd_small(Hs, Cs, G, W, pc, R, mask, dY, dh, dc, dxp, dpeep, dW, ui, uf
             b0 += nb
         k = U(0)
         while k < H4:                                    # dW_hh += da_t^T h_{t-1}, 4 rows at once
-            _cols4_vecmat_s(dxpf, (t * B + b_lo) * H4 + k, U(1), H4, b_hi - b_lo, Hsf,
-                            (t * B + b_lo) * H, H, H, dWf, k * H, H, zero)
+            _four_vecmat_s(dxpf, (t * B + b_lo) * H4 + k, U(1), H4, b_hi - b_lo, Hsf,
+                           (t * B + b_lo) * H, H, H, dWf, k * H, H, True, zero)
             k += U(4)
     for g in range(U(3)):                                # dpeep = sum over the batch rows
         for j in range(NB):

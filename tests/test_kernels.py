@@ -182,6 +182,26 @@ def test_thread_settings_are_checked(monkeypatch):
     assert _api._default_threads() == 1
 
 
+def test_shared_constant_operands_stay_constant():
+    """The all-ones mask and the zero peepholes / gate recurrence that stand in for "none" are
+    made once per shape and shared between calls: a training step of every preset (both paths,
+    both dtypes) must leave them as they were, or every later call would compute with them."""
+    import lstmlab as ll
+    from lstmlab.kernels import _api
+    T, B = 5, 20
+    for dtype in (np.float64, np.float32):
+        dt = np.dtype(dtype)
+        for name in PRESETS:
+            for H in (4, 40):                                  # small and large path
+                lstm = ll.LSTM(2, H, variant=name, dtype=dtype, seed=1, backend="compiled")
+                x = np.random.default_rng(0).standard_normal((T, B, 2)).astype(dtype)
+                y, _, cache = lstm.forward(x)
+                lstm.backward(np.ones_like(y), cache)
+                assert np.all(_api._ones((T, B), dt) == 1), (name, H)
+                assert not np.any(_api._zeros((3, H), dt)), (name, H)
+                assert not np.any(_api._zeros((1, 1), dt)), (name, H)
+
+
 def test_batch_parts():
     """Parts cover the batch in order, nearly equal, at most PART_ROWS rows, by batch size only."""
     from lstmlab.kernels._api import PART_ROWS, batch_parts

@@ -365,8 +365,9 @@ class _Recurrent:
         g["bias_ih"] = db
         if self.kind != "gru":                 # b_ih and b_hh add up front: the same gradient
             g["bias_hh"] = db.copy()          # (a copy: in-place clipping must not apply twice)
+        names = _direction_names(tuple(self.params), k, d)
         for n, v in g.items():
-            grads[self._name(n, k, d)] = np.asarray(v, dtype=self.dtype)
+            grads[names[n]] = np.asarray(v, dtype=self.dtype)
         return dx, d0
 
     # -- PyTorch interchange -------------------------------------------------------------------

@@ -411,8 +411,9 @@ def _vecmat_cols(x, xb, K, M, mb, ldm, n0, N, out, ob, zero):
 @njit(inline="always", **_JIT)
 def _vecmat_add(x, xb, K, M, mb, ldm, N, add, ab, out, ob, zero):
     """out[ob + n] = add[ab + n] + sum_{j<K} x[xb + j] * M[mb + j*ldm + n] for n < N (the sum
-    first, as ``xp + h W^T`` in the reference). One accumulator chain: K is the hidden size here
-    and the four gate blocks give the core independent chains to overlap."""
+    first, as ``x W^T + b`` in the reference). One accumulator chain per tile: the input
+    projection's rows (its one caller, K = D inputs) are independent, so the core overlaps them;
+    the LSTM's recurrent product runs four such chains at once (``_gates4_vecmat_add``)."""
     n0 = U(0)
     while n0 + U(8) <= N:
         a0 = zero

@@ -2,8 +2,8 @@
 
 The wrappers turn the :class:`~lstmlab.core.spec.CellSpec` into ints and a float, make every array
 contiguous in one dtype (the dtype of ``xp`` forward, of ``Hs`` backward), pick the *small* path
-(the whole sequence in one compiled call; for the LSTM one call per batch part of PART_ROWS rows,
-the parts on numba's threads) or the *large* path (BLAS per step from Python plus one compiled
+(the whole sequence in one compiled call; for the LSTM's backward one call per batch part of
+PART_ROWS rows, and on numba's threads also the forward, the parts on those threads) or the *large* path (BLAS per step from Python plus one compiled
 elementwise call per step), and do ``dW_hh`` (and ``dR``, ``db_hh``) as one matrix product after
 the loop (the small LSTM path accumulates ``dW_hh`` inside its kernel instead, per part).
 """
@@ -77,7 +77,8 @@ _threads = {"n": None, "layer_ok": None}
 def set_num_threads(n: int) -> None:
     """Threads for the LSTM's small path (batch parts run in a numba ``prange``), capped at
     numba's own thread count (``numba.config.NUMBA_NUM_THREADS``, the cores by default). 1 runs
-    the parts one after the other in the calling thread, with the same results. Default:
+    the backward's parts one after the other in the calling thread and the forward as one call
+    over the whole batch (its rows are independent), with the same results. Default:
     ``LSTMLAB_NUM_THREADS``, else 1.
 
     Off by default because numba's OpenMP workers spin after each parallel region and then
@@ -333,9 +334,8 @@ def lstm_loop_forward(spec, xp, W_hh, peep, R, h0, c0, mask, overwrite_xp=False,
         if _threaded(len(bounds) - 1):
             _call(_jit.lstm_fwd_parts, dt, np.array(bounds, dtype=np.int64), *args)
             _after_threaded_call()
-        else:
-            for lo, hi in zip(bounds[:-1], bounds[1:]):
-                _call(_jit.lstm_fwd_small, dt, *args, lo, hi)
+        else:            # rows are independent: one call over the whole batch, the parts' bits
+            _call(_jit.lstm_fwd_small, dt, *args, 0, B)
         return Hs, Cs, G
     WT = W.T                                                      # (H, 4H) view: BLAS transposes
     PB = np.empty((B, H4), dtype=dt)

@@ -18,7 +18,7 @@ loop functions raise ``RuntimeError``. Compiled code is cached on disk (numba ``
 ``__pycache__`` beside this package or numba's user cache directory), so only the first process
 pays the compilation (on the 2-core machine of benchmarks/README.md: :func:`warmup`, which
 compiles every kernel ahead of time, about a minute per dtype; the first forward and backward of
-one LSTM layer in one dtype 43 s).
+one LSTM layer in one dtype 38 s).
 
 The LSTM's small path (hidden sizes up to 32) splits the batch into parts of 16 rows, which can
 run on numba's threads (:func:`set_num_threads`, ``LSTMLAB_NUM_THREADS``; one thread by default,

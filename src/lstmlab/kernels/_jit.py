@@ -26,7 +26,8 @@ Two paths per cell (``_api.SMALL_MAX_H`` chooses by hidden size):
 
 * *small*: the whole sequence is one compiled call. The recurrent products are register-tiled
   loops (``_vecmat``: 8 columns in 8 accumulators, which LLVM's SLP vectoriser turns into one
-  vector register; the LSTM's run four such tiles at once, ``_gates4_vecmat_add``, ``_four_vecmat_s``).
+  vector register; the LSTM's run four or eight such tiles at once, ``_gates4_vecmat_add2``,
+  ``_four_vecmat_s``).
   For the LSTM the elementwise work of a step runs as one vectorised loop over the whole batch
   (``_lstm_fwd_flat`` / ``_lstm_bwd_flat``) on gate-major scratch arrays whose segment stride is
   a compile-time constant, so LLVM can prove the streams disjoint; short per-row copies
@@ -417,7 +418,7 @@ def _vecmat_add(x, xb, K, M, mb, ldm, N, add, ab, out, ob, zero):
     """out[ob + n] = add[ab + n] + sum_{j<K} x[xb + j] * M[mb + j*ldm + n] for n < N (the sum
     first, as ``x W^T + b`` in the reference). One accumulator chain per tile: the input
     projection's rows (its one caller, K = D inputs) are independent, so the core overlaps them;
-    the LSTM's recurrent product runs four such chains at once (``_gates4_vecmat_add``)."""
+    the LSTM's recurrent product runs eight such chains at once (``_gates4_vecmat_add2``)."""
     n0 = U(0)
     while n0 + U(8) <= N:
         a0 = zero
@@ -555,10 +556,10 @@ def _vecmat_s_cols(x, xb, xs, K, M, mb, ldm, n0, N, out, ob, zero):
 # backward's 64 accumulators costs LLVM ~6 s more per dtype (12 -> 18 s), once (numba caches).
 # The remainders (H not a multiple of 8) run the one-column loops (``_vecmat_cols`` etc.) rather
 # than whole one-tile functions, which would cost more compilation again.
-# The forward runs two rows' four gate blocks at once where both rows are valid
-# (``_gates4x2_vecmat_add``: eight chains, each tile of W_hh^T loaded once for both rows; the
-# loads, not the FMAs, had bound the one-row product): W1 forward kernel 8-12% faster, for
-# ~8 s more compilation of the forward kernel per dtype (~11 -> ~19 s).
+# The forward runs the four gate blocks of two valid rows at once, a lone valid row twice into
+# the same place (``_gates4_vecmat_add2``: eight chains, each tile of W_hh^T loaded once for both
+# rows; the loads, not the FMAs, had bound the one-row product): W1 forward kernel 8-12%
+# faster; the forward kernel compiles in ~14 s per dtype (~11 s before).
 
 @njit(inline="always", **_JIT)
 def _z8(zero):
@@ -608,40 +609,12 @@ def _acc8(out, o, a, b):
 
 
 @njit(inline="always", **_JIT)
-def _gates4_vecmat_add(x, xb, K, M, mb, ldm, H, add, ab, out, ob, os, zero):
-    """_vecmat_add on the four gate blocks of one row at once: for g < 4 and n < H,
-    out[ob + g*os + n] = add[ab + g*H + n] + sum_{j<K} x[xb + j] * M[mb + j*ldm + g*H + n].
-    Two rows at once: ``_gates4x2_vecmat_add`` (four rows gained nothing over two)."""
-    H2 = U(2) * H
-    H3 = U(3) * H
-    n0 = U(0)
-    while n0 + U(8) <= H:
-        a0 = _z8(zero)
-        a1 = _z8(zero)
-        a2 = _z8(zero)
-        a3 = _z8(zero)
-        m = mb + n0
-        for j in range(K):
-            xj = x[xb + j]
-            a0 = _fma8(a0, xj, M, m)
-            a1 = _fma8(a1, xj, M, m + H)
-            a2 = _fma8(a2, xj, M, m + H2)
-            a3 = _fma8(a3, xj, M, m + H3)
-            m += ldm
-        _set8(out, ob + n0, add, ab + n0, a0)
-        _set8(out, ob + os + n0, add, ab + H + n0, a1)
-        _set8(out, ob + U(2) * os + n0, add, ab + H2 + n0, a2)
-        _set8(out, ob + U(3) * os + n0, add, ab + H3 + n0, a3)
-        n0 += U(8)
-    for g in range(U(4)):
-        _vecmat_add_cols(x, xb, K, M, mb + g * H, ldm, n0, H, add, ab + g * H, out, ob + g * os,
-                         zero)
-
-
-@njit(inline="always", **_JIT)
-def _gates4x2_vecmat_add(x, xb, xc, K, M, mb, ldm, H, add, ab, ac, out, ob, oc, os, zero):
-    """_gates4_vecmat_add on two rows at once (x rows xb and xb + xc, add rows ab and ab + ac,
-    out rows ob and ob + oc): eight chains, each M tile loaded once for both rows."""
+def _gates4_vecmat_add2(x, xb, xc, K, M, mb, ldm, H, add, ab, ac, out, ob, oc, os, zero):
+    """_vecmat_add on the four gate blocks of two rows at once: for the rows r = 0 and 1, g < 4
+    and n < H, out[ob + r*oc + g*os + n] =
+    add[ab + r*ac + g*H + n] + sum_{j<K} x[xb + r*xc + j] * M[mb + j*ldm + g*H + n].
+    Eight chains, each tile of M loaded once for both rows. xc = ac = oc = 0 computes one row
+    (twice, into the same place). Four rows at once gained nothing over two."""
     H2 = U(2) * H
     H3 = U(3) * H
     n0 = U(0)
@@ -1030,17 +1003,19 @@ def lstm_fwd_small(xp, WT, pc, RT, mask, Hs, Cs, G, ui, uf, uo, ag, ac, cp, fg, 
         while b0 < b_hi:
             nb = min(NB, b_hi - b0)
             j = U(0)
-            while j < nb:                                # PG = xp + h_prev W_hh^T, gate-major
-                b = b0 + j
-                if j + U(2) <= nb and mask[t, b] != 0 and mask[t, b + U(1)] != 0:
-                    _gates4x2_vecmat_add(Hsf, (t * B + b) * H, H, H, WTf, U(0), H4, H, xpf,
-                                         (t * B + b) * H4, H4, PG, j * H, H, _F1, zero)
-                    j += U(2)
+            while j < nb:                # PG = xp + h_prev W_hh^T, gate-major, two valid rows
+                if mask[t, b0 + j] == 0:                 # at a time (a lone one: twice)
+                    j += U(1)
                     continue
-                if mask[t, b] != 0:
-                    _gates4_vecmat_add(Hsf, (t * B + b) * H, H, WTf, U(0), H4, H, xpf,
-                                       (t * B + b) * H4, PG, j * H, _F1, zero)
-                j += U(1)
+                k = j + U(1)
+                while k < nb and mask[t, b0 + k] == 0:
+                    k += U(1)
+                if k == nb:
+                    k = j
+                d = k - j
+                _gates4_vecmat_add2(Hsf, (t * B + b0 + j) * H, d * H, H, WTf, U(0), H4, H, xpf,
+                                    (t * B + b0 + j) * H4, d * H4, PG, j * H, d * H, _F1, zero)
+                j = k + U(1)
             if fg:                                       # RRG = q_prev R^T, q = [i, f, o]_{t-1}
                 for j in range(nb):
                     b = b0 + j

@@ -2,8 +2,9 @@
 
 The wrappers turn the :class:`~lstmlab.core.spec.CellSpec` into ints and a float, make every array
 contiguous in one dtype (the dtype of ``xp`` forward, of ``Hs`` backward), pick the *small* path
-(the whole sequence in one compiled call; for the LSTM's backward one call per batch part of
-PART_ROWS rows, and on numba's threads also the forward, the parts on those threads) or the *large* path (BLAS per step from Python plus one compiled
+(the whole sequence in one compiled call; for the LSTM on numba's threads one call per batch
+part of PART_ROWS rows, without threads one call per part in the backward and one for the whole
+batch in the forward) or the *large* path (BLAS per step from Python plus one compiled
 elementwise call per step), and do ``dW_hh`` (and ``dR``, ``db_hh``) as one matrix product after
 the loop (the small LSTM path accumulates ``dW_hh`` inside its kernel instead, per part).
 """

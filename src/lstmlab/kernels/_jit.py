@@ -1002,9 +1002,10 @@ def lstm_fwd_small(xp, WT, pc, RT, mask, Hs, Cs, G, ui, uf, uo, ag, ac, cp, fg, 
         b0 = b_lo
         while b0 < b_hi:
             nb = min(NB, b_hi - b0)
+            # PG = xp + h_prev W_hh^T, gate-major; two valid rows at a time (a lone one: twice)
             j = U(0)
-            while j < nb:                # PG = xp + h_prev W_hh^T, gate-major, two valid rows
-                if mask[t, b0 + j] == 0:                 # at a time (a lone one: twice)
+            while j < nb:
+                if mask[t, b0 + j] == 0:
                     j += U(1)
                     continue
                 k = j + U(1)

@@ -109,6 +109,30 @@ def test_lstm_loops_match_reference(name, large, dtype):
             close(x, y, dtype, f"{name} {what} T={T} B={B} H={H}")
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_lstm_small_forward_pairs_valid_rows(dtype):
+    """The small forward computes the recurrent products of two valid rows at a time. Lengths
+    6, 1, 3, 5, 2, 5, 1 give steps with an odd number of valid rows (a lone row), pairs that skip
+    padded rows, and a last step with one valid row; forward and backward match the reference."""
+    spec = SPECS["peephole"]
+    rng = np.random.default_rng(5)
+    T, B, H = 6, 7, 8
+    a = lstm_inputs(rng, spec, T, B, H, dtype, "none")
+    lengths = np.array([6, 1, 3, 5, 2, 5, 1])
+    mask = (np.arange(T)[:, None] < lengths[None, :]).astype(dtype)              # (T, B)
+    args = (a["W"], a["peep"], None)
+    ref = cells.lstm_loop_forward(spec, a["xp"], *args, a["h0"], a["c0"], mask)
+    out = kernels.lstm_loop_forward(spec, a["xp"], *args, a["h0"], a["c0"], mask, large=False)
+    for what, x, y in zip(("Hs", "Cs", "G"), out, ref):
+        close(x, y, dtype, what)
+    refb = cells.lstm_loop_backward(spec, *ref, *args, mask, a["dY"], a["dh"], a["dc"])
+    outb = kernels.lstm_loop_backward(spec, *out, *args, mask, a["dY"], a["dh"], a["dc"],
+                                      large=False)
+    for what, x, y in zip(("dxp", "dW_hh", "dpeep", "dR", "dh0", "dc0"), outb, refb):
+        if y is not None:
+            close(x, y, dtype, what)
+
+
 @pytest.mark.parametrize("large", [False, True], ids=["small", "large"])
 def test_lstm_wide_batch_and_hidden(large):
     """Shapes that cross the internal chunking (several row chunks, rows longer than a chunk)."""

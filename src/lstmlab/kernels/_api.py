@@ -333,7 +333,7 @@ def lstm_loop_forward(spec, xp, W_hh, peep, R, h0, c0, mask, overwrite_xp=False,
                 clip, one)
         bounds = _parts(B)
         if _threaded(len(bounds) - 1):
-            _call(_jit.lstm_fwd_parts, dt, np.array(bounds, dtype=np.int64), *args)
+            _call(_jit.lstm_fwd_parts, dt, batch_parts(B), *args)
             _after_threaded_call()
         else:            # rows are independent: one call over the whole batch, the parts' bits
             _call(_jit.lstm_fwd_small, dt, *args, 0, B)
@@ -374,8 +374,8 @@ def lstm_loop_backward(spec, Hs, Cs, G, W_hh, peep, R, mask, dY, dh_n, dc_n, *, 
         dWs = np.zeros((P, H4, H), dtype=dt)
         args = (Hs, Cs, G, W, pc, Rm, m, dY, dh, dc, dxp)
         if _threaded(P):
-            _call(_jit.lstm_bwd_parts, dt, np.array(bounds, dtype=np.int64), *args, dpeeps, dWs,
-                  *flags, clip, one)
+            _call(_jit.lstm_bwd_parts, dt, batch_parts(B), *args, dpeeps, dWs, *flags, clip,
+                  one)
             _after_threaded_call()
         else:
             for p in range(P):

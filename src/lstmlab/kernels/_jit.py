@@ -545,21 +545,20 @@ def _vecmat_s_cols(x, xb, xs, K, M, mb, ldm, n0, N, out, ob, zero):
         n0 += U(1)
 
 
-# -- four tiles at once -------------------------------------------------------------------------
+# -- several tiles at once ----------------------------------------------------------------------
 # A tile of 8 accumulators is a tuple (one vector register with SLP). The products of the small
 # LSTM path are short (K = H or 4H terms) and one tile at a time cannot keep the FMA units busy:
-# each tile is one dependency chain, so it waits ~4 cycles per term. Four tiles in one loop (the
-# four gate blocks of a row, four rows, or four rows of dW_hh) give four independent chains and
-# share the loads. Each tile's sum keeps the order of terms of the one-tile function it replaces,
-# so the results are the same bits. W1 (H = 8), kernels alone: backward 0.47 -> 0.33 ms
-# (float64), 0.31 -> 0.22 ms (float32); forward ~3%. The price is compilation: SLP over the
-# backward's 64 accumulators costs LLVM ~6 s more per dtype (12 -> 18 s), once (numba caches).
+# each tile is one dependency chain, so it waits ~4 cycles per term. Several tiles in one loop
+# give independent chains and share the loads: the backward runs four rows of ``da W_hh`` and
+# four rows of ``dW_hh`` at once (``_four_vecmat_s``), the forward the four gate blocks of two
+# valid rows (``_gates4_vecmat_add2``; a lone valid row twice into the same place). Each tile's
+# sum keeps the order of terms of the one-tile function it replaces, so the results are the same
+# bits. W1 (H = 8), kernels alone: backward 0.47 -> 0.33 ms (float64), 0.31 -> 0.22 ms
+# (float32); forward 8-12% with two rows (the loads, not the FMAs, had bound the one-row
+# product). The price is compilation, once per machine (numba caches): the backward kernel
+# ~18 s per dtype instead of ~12 s (SLP over 64 accumulators), the forward ~14 s instead of ~11.
 # The remainders (H not a multiple of 8) run the one-column loops (``_vecmat_cols`` etc.) rather
 # than whole one-tile functions, which would cost more compilation again.
-# The forward runs the four gate blocks of two valid rows at once, a lone valid row twice into
-# the same place (``_gates4_vecmat_add2``: eight chains, each tile of W_hh^T loaded once for both
-# rows; the loads, not the FMAs, had bound the one-row product): W1 forward kernel 8-12%
-# faster; the forward kernel compiles in ~14 s per dtype (~11 s before).
 
 @njit(inline="always", **_JIT)
 def _z8(zero):

@@ -85,8 +85,9 @@ def set_num_threads(n: int) -> None:
     Off by default because numba's OpenMP workers spin after each parallel region and then
     compete with OpenBLAS's threads for the cores: on 2 cores an LSTM with H = 32 and a
     Dense(32, 512) readout trained 50% slower on 2 threads than on 1 (``GOMP_SPINCOUNT=10000``:
-    12% slower). Worth it when the rest of the model is small too: the Gers 2002 workload in
-    float64 trained ~20% faster on 2 threads (benchmarks/README.md)."""
+    12% slower), and even the Gers 2002 recipe, whose iteration alone runs ~15% faster on 2
+    threads, trained slower on them: 8.9 s a run against 5.5 s (benchmarks/README.md,
+    "Threads"). Measure before switching it on: ``benchmarks/bench_gers_run.py``."""
     if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n: expected a positive integer, got {n!r}")
     _threads["n"] = int(min(n, numba.config.NUMBA_NUM_THREADS))

@@ -1,0 +1,28 @@
+"""Smoke tests of the benchmark scripts that the README quotes (their numbers are measured by
+hand; these only keep the scripts working)."""
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
+import bench_gers_run
+
+
+def test_gers_run_configs_are_checked():
+    assert bench_gers_run._parse("compiled:2:1") == ("compiled", 2, 1)
+    for bad in ("compiled:2", "fast:1:0", "compiled:0:0", "reference:1:-1", "compiled:a:0"):
+        with pytest.raises(SystemExit, match="--configs"):
+            bench_gers_run._parse(bad)
+
+
+def test_gers_run_times_a_short_run_in_a_process_with_its_threads(capsys):
+    from lstmlab import kernels
+    if not kernels.available():
+        pytest.skip("numba is not installed")
+    out = bench_gers_run.run_config("compiled:2:1", "peephole", 0, 30)
+    assert out["wall_s"] > 0 and 0.0 <= out["solve_rate"] <= 1.0
+    assert out["kernel_threads"] == min(2, os.cpu_count() or 1)
+    assert bench_gers_run.main(["--configs", "reference:1:1", "--rounds", "1", "--iters", "3"]) == 0
+    table = capsys.readouterr().out
+    assert "| reference:1:1 |" in table and "| 1.00 |" in table

@@ -12,7 +12,7 @@ A configuration is ``backend:kernel_threads:blas_threads``, e.g. ``compiled:2:1`
 path with ``LSTMLAB_NUM_THREADS=2`` and ``OPENBLAS_NUM_THREADS=1``; ``blas_threads`` 0 leaves
 OpenBLAS at its default (the cores).
 
-    python benchmarks/bench_gers_run.py                                  # compiled, 1 and 2 threads
+    python benchmarks/bench_gers_run.py          # compiled: 1 and 2 kernel threads x BLAS default, 1
     python benchmarks/bench_gers_run.py --configs compiled:1:0,reference:1:0 --rounds 1
 """
 from __future__ import annotations

@@ -82,12 +82,12 @@ def set_num_threads(n: int) -> None:
     over the whole batch (its rows are independent), with the same results. Default:
     ``LSTMLAB_NUM_THREADS``, else 1.
 
-    Off by default because numba's OpenMP workers spin after each parallel region and then
-    compete with OpenBLAS's threads for the cores: on 2 cores an LSTM with H = 32 and a
-    Dense(32, 512) readout trained 50% slower on 2 threads than on 1 (``GOMP_SPINCOUNT=10000``:
-    12% slower), and even the Gers 2002 recipe, whose iteration alone runs ~15% faster on 2
-    threads, trained slower on them: 8.9 s a run against 5.5 s (benchmarks/README.md,
-    "Threads"). Measure before switching it on: ``benchmarks/bench_gers_run.py``."""
+    Off by default: on 2 cores an LSTM with H = 32 and a Dense(32, 512) readout trained 50%
+    slower on 2 threads than on 1 (``GOMP_SPINCOUNT=10000``: 12% slower), and even the Gers 2002
+    recipe, whose iteration alone runs ~15% faster on 2 threads, trained slower on them: 8.9 s a
+    run against 5.5 s. numba's OpenMP workers spin after each parallel region and compete with
+    OpenBLAS's threads, which explains part of it (benchmarks/README.md, "Threads"). Measure
+    before switching it on: ``benchmarks/bench_gers_run.py``."""
     if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n: expected a positive integer, got {n!r}")
     _threads["n"] = int(min(n, numba.config.NUMBA_NUM_THREADS))
@@ -107,7 +107,7 @@ def _threaded(parts: int) -> bool:
     :func:`get_num_threads`, which says 1 once the first threaded call has shown numba's
     ``workqueue`` layer (its fallback when neither OpenMP nor TBB loads; it takes longer to start
     and join its threads than the parts run: 0.80 ms against 0.59 ms on one thread, Gers 2002
-    forward). Sets numba's thread count for the call."""
+    forward, with an earlier version of the kernels). Sets numba's thread count for the call."""
     n = get_num_threads()
     if parts < 2 or n < 2:
         return False

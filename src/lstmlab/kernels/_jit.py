@@ -28,8 +28,9 @@ Two paths per cell (``_api.SMALL_MAX_H`` chooses by hidden size):
   loops (``_vecmat``: 8 columns in 8 accumulators, which LLVM's SLP vectoriser turns into one
   vector register; the LSTM's run four or eight such tiles at once, ``_gates4_vecmat_add2``,
   ``_four_vecmat_s``).
-  For the LSTM the elementwise work of a step runs as one vectorised loop over the whole batch
-  (``_lstm_fwd_flat`` / ``_lstm_bwd_flat``) on gate-major scratch arrays whose segment stride is
+  For the LSTM the elementwise work of a step runs as one vectorised loop over a chunk of up to
+  CAPF // H rows, the whole batch of the Gers 2002 workload (``_lstm_fwd_flat`` /
+  ``_lstm_bwd_flat``), on gate-major scratch arrays whose segment stride is
   a compile-time constant, so LLVM can prove the streams disjoint; short per-row copies
   translate to and from the (B, 4H) layouts of ``xp``, ``G`` and ``dxp``. GRU and RNN run row by
   row. No allocation inside the time loop.
@@ -838,7 +839,7 @@ def _lstm_bwd_row(Gf, gb, Csf, cb, cb1, dYf, dh, hb, dc, dq, qb, pcf, OUT, dxpf,
             dpeep[db + H2 + u0 + l] += OUT[_C7 + l]
 
 
-# -- small path: one vectorised loop per step over the whole batch ------------------------------
+# -- small path: one vectorised loop per step over a chunk of rows -----------------------------
 # The batch is processed in chunks of NB = CAPF // H rows; per chunk the preactivations, gates and
 # peephole weights sit gate-major in scratch arrays (segment stride CAPF, a compile-time
 # constant), so the elementwise loop runs once over nb*H cells instead of once per row. Only the
@@ -1185,7 +1186,8 @@ def lstm_bwd_small(Hs, Cs, G, W, pc, R, mask, dY, dh, dc, dxp, dpeep, dW, ui, uf
 # -- the small path on several threads: batch parts in a prange ------------------------------
 # The parts (row ranges, ``bounds[p]:bounds[p+1]``) are fixed by the batch size alone, and each
 # part has its own dpeep and dW accumulator, summed in part order by the caller: results do not
-# depend on the number of threads. Without threads the caller runs the parts one by one.
+# depend on the number of threads. Without threads the caller runs the backward's parts one by
+# one and the forward as one call over the whole batch (its rows are independent: the same bits).
 
 _JIT_PAR = dict(_JIT, parallel=True)
 

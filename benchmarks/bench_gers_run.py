@@ -8,9 +8,11 @@ are per process): the process first trains 20 iterations untimed (numba loads it
 or compiles them on a fresh machine), then times one full run without writing files. The
 configurations take turns, round after round, so that load from other processes hits them alike.
 
-A configuration is ``backend:kernel_threads:blas_threads``, e.g. ``compiled:2:1`` = the compiled
-path with ``LSTMLAB_NUM_THREADS=2`` and ``OPENBLAS_NUM_THREADS=1``; ``blas_threads`` 0 leaves
-OpenBLAS at its default (the cores).
+A configuration is ``backend:kernel_threads:blas_threads[:blas_timeout]``, e.g. ``compiled:2:1``
+= the compiled path with ``LSTMLAB_NUM_THREADS=2`` and ``OPENBLAS_NUM_THREADS=1``;
+``blas_threads`` 0 leaves OpenBLAS at its default (the cores). ``blas_timeout`` sets
+``OPENBLAS_THREAD_TIMEOUT`` (OpenBLAS's workers spin 2^timeout cycles after a product before they
+sleep; 4 to 30, default 28, about 0.1 s).
 
     python benchmarks/bench_gers_run.py          # compiled: 1 and 2 kernel threads x BLAS default, 1
     python benchmarks/bench_gers_run.py --configs compiled:1:0,reference:1:0 --rounds 1
@@ -42,26 +44,33 @@ def _child(backend: str, variant: str, seed: int, iters: int) -> None:
                       "mse": summary.get("mse"), "kernel_threads": kernels.get_num_threads()}))
 
 
-def _parse(config: str) -> tuple[str, int, int]:
+def _parse(config: str) -> tuple[str, int, int, int | None]:
+    parts = config.split(":")
     try:
-        backend, kt, bt = config.split(":")
-        kt, bt = int(kt), int(bt)
+        if len(parts) not in (3, 4):
+            raise ValueError
+        backend, kt, bt = parts[0], int(parts[1]), int(parts[2])
+        timeout = int(parts[3]) if len(parts) == 4 else None
     except ValueError:
-        raise SystemExit(f"--configs: expected backend:kernel_threads:blas_threads, got {config!r}")
-    if backend not in ("compiled", "reference") or kt < 1 or bt < 0:
+        raise SystemExit("--configs: expected backend:kernel_threads:blas_threads[:blas_timeout], "
+                         f"got {config!r}")
+    if (backend not in ("compiled", "reference") or kt < 1 or bt < 0
+            or (timeout is not None and not 4 <= timeout <= 30)):
         raise SystemExit(f"--configs: {config!r}: backend compiled|reference, kernel threads >= 1, "
-                         "BLAS threads >= 0 (0 = OpenBLAS's default)")
-    return backend, kt, bt
+                         "BLAS threads >= 0 (0 = OpenBLAS's default), BLAS timeout 4-30")
+    return backend, kt, bt, timeout
 
 
 def run_config(config: str, variant: str, seed: int, iters: int) -> dict:
     """One timed run of ``config`` in a fresh process; returns its wall time and result."""
-    backend, kt, bt = _parse(config)
+    backend, kt, bt, timeout = _parse(config)
     env = dict(os.environ, LSTMLAB_NUM_THREADS=str(kt))
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT"):
         env.pop(var, None)
     if bt:
         env["OPENBLAS_NUM_THREADS"] = str(bt)
+    if timeout is not None:
+        env["OPENBLAS_THREAD_TIMEOUT"] = str(timeout)
     code = (f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
             f"import bench_gers_run as b; b._child({backend!r}, {variant!r}, {seed}, {iters})")
     p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
@@ -76,7 +85,8 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog=__doc__.split("\n\n", 1)[1])
     ap.add_argument("--configs", default=DEFAULT_CONFIGS,
-                    help=f"comma-separated backend:kernel_threads:blas_threads (default {DEFAULT_CONFIGS})")
+                    help="comma-separated backend:kernel_threads:blas_threads[:blas_timeout] "
+                         f"(default {DEFAULT_CONFIGS})")
     ap.add_argument("--rounds", type=int, default=3, help="timed runs per configuration (default 3)")
     ap.add_argument("--variant", default="peephole", help="lstm or peephole (default peephole)")
     ap.add_argument("--seed", type=int, default=0)
@@ -98,7 +108,7 @@ def main(argv=None) -> int:
     print(f"Gers 2002 recipe run: {a.variant}, seed {a.seed}, {a.iters} iterations, "
           f"{a.rounds} round(s); time ratio = median / median of {configs[0]}")
     print()
-    print("| backend:kernel threads:BLAS threads | median s | min-max s | time ratio | solve rate |")
+    print("| backend:kernel threads:BLAS threads[:timeout] | median s | min-max s | time ratio | solve rate |")
     print("|---|---:|---:|---:|---:|")
     for c in configs:
         w = walls[c]

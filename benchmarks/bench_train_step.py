@@ -46,8 +46,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import ctypes
-import glob
 import os
 import statistics
 import sys
@@ -80,6 +78,11 @@ WORKLOADS = {
 
 DTYPES = ("float64", "float32")
 
+#: Printed under a table with "compiled, N threads" rows.
+THREADS_CAVEAT = ("Rows with N threads time the iteration alone. In whole training runs on a "
+                  "2-core machine two kernel threads were slower than one (benchmarks/README.md, "
+                  "\"Threads\"); measure yours with benchmarks/bench_gers_run.py.")
+
 
 @dataclass
 class Row:
@@ -103,26 +106,12 @@ class Row:
 # ----------------------------------------------------------------------------------------------
 
 def blas_threads() -> int:
-    """Number of threads NumPy's BLAS uses (threadpoolctl if installed, else OpenBLAS's own
-    query through ctypes, else the environment, else the CPU count)."""
-    try:
-        from threadpoolctl import threadpool_info
-        n = [d["num_threads"] for d in threadpool_info() if d.get("user_api") == "blas"]
-        if n:
-            return int(n[0])
-    except Exception:
-        pass
-    libdir = os.path.join(os.path.dirname(np.__file__), "..", "numpy.libs")
-    for path in glob.glob(os.path.join(libdir, "*openblas*")):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for sym in ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
-                    "openblas_get_num_threads64_", "openblas_get_num_threads"):
-            f = getattr(lib, sym, None)
-            if f is not None:
-                return int(f())
+    """Number of threads NumPy's BLAS uses (:func:`lstmlab._blas.blas_threads`: threadpoolctl or
+    OpenBLAS's own query; else the environment, else the CPU count)."""
+    from lstmlab._blas import blas_threads as query
+    n = query()
+    if n is not None:
+        return n
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         if os.environ.get(var, "").isdigit():
             return int(os.environ[var])
@@ -460,6 +449,9 @@ def main(argv=None) -> int:
         print("|---|---|---:|")
         for name, ok, num in targets:
             print(f"| {name} | {'yes' if ok else 'NO'} | {num} |")
+    if any("threads" in r.path for r in rows):
+        print()
+        print(THREADS_CAVEAT)
     if a.json:
         import json
         with open(a.json, "w") as f:

@@ -10,8 +10,10 @@ import bench_gers_run
 
 
 def test_gers_run_configs_are_checked():
-    assert bench_gers_run._parse("compiled:2:1") == ("compiled", 2, 1)
-    for bad in ("compiled:2", "fast:1:0", "compiled:0:0", "reference:1:-1", "compiled:a:0"):
+    assert bench_gers_run._parse("compiled:2:1") == ("compiled", 2, 1, None)
+    assert bench_gers_run._parse("compiled:2:0:4") == ("compiled", 2, 0, 4)
+    for bad in ("compiled:2", "fast:1:0", "compiled:0:0", "reference:1:-1", "compiled:a:0",
+                "compiled:1:0:3", "compiled:1:0:4:1"):
         with pytest.raises(SystemExit, match="--configs"):
             bench_gers_run._parse(bad)
 

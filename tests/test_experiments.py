@@ -45,3 +45,23 @@ def test_reproduce_tiny_writes_results_report_and_figures(tmp_path):
                "--quiet", "--jobs", "1", "--no-figures"])
     again = json.loads((out / "results.json").read_text())
     assert [r["test_mse"] for r in again] == [r["test_mse"] for r in recs]
+
+
+def test_pool_workers_run_blas_on_one_thread(tmp_path, monkeypatch):
+    """The runs are the parallelism: each pool worker's BLAS gets one thread (OpenBLAS's spinning
+    workers would take the cores of the other runs); the parent's is left alone."""
+    import pytest
+
+    from lstmlab._blas import blas_threads
+    from lstmlab.experiments import runner
+
+    before = blas_threads()
+    if before is None or before < 2:
+        pytest.skip("NumPy's BLAS thread count cannot be read here, or is already 1")
+    monkeypatch.setattr(runner, "_run_one", lambda job: {"blas": blas_threads(), "variant": "x",
+                                                         "seed": 0, "solve_rate": 1.0})
+    cfg = gers2002.recipe_config("peephole", 0, iters=2)
+    out = runner.run_configs([(str(tmp_path / "a"), cfg), (str(tmp_path / "b"), cfg)], jobs=2,
+                             quiet=True)
+    assert [r["blas"] for r in out] == [1, 1]
+    assert blas_threads() == before

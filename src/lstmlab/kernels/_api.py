@@ -85,9 +85,11 @@ def set_num_threads(n: int) -> None:
     Off by default: on 2 cores an LSTM with H = 32 and a Dense(32, 512) readout trained 50%
     slower on 2 threads than on 1 (``GOMP_SPINCOUNT=10000``: 12% slower), and even the Gers 2002
     recipe, whose iteration alone runs ~15% faster on 2 threads, trained slower on them: 8.9 s a
-    run against 5.5 s. numba's OpenMP workers spin after each parallel region and compete with
-    OpenBLAS's threads, which explains part of it (benchmarks/README.md, "Threads"). Measure
-    before switching it on: ``benchmarks/bench_gers_run.py``."""
+    run against 5.5 s. OpenBLAS's worker spins ~0.1 s after each product it runs on two threads
+    (the recipe's evaluations) and takes the second core from numba's; with
+    ``OPENBLAS_THREAD_TIMEOUT=4`` in the environment before NumPy loads, 2 threads trained that
+    recipe ~7% faster (benchmarks/README.md, "Threads"). Measure before switching it on:
+    ``benchmarks/bench_gers_run.py``."""
     if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n: expected a positive integer, got {n!r}")
     _threads["n"] = int(min(n, numba.config.NUMBA_NUM_THREADS))

@@ -80,7 +80,8 @@ DTYPES = ("float64", "float32")
 
 #: Printed under a table with "compiled, N threads" rows.
 THREADS_CAVEAT = ("Rows with N threads time the iteration alone. In whole training runs on a "
-                  "2-core machine two kernel threads were slower than one (benchmarks/README.md, "
+                  "2-core machine two kernel threads were slower than one unless OpenBLAS's "
+                  "spinning was cut short (OPENBLAS_THREAD_TIMEOUT=4; benchmarks/README.md, "
                   "\"Threads\"); measure yours with benchmarks/bench_gers_run.py.")
 
 

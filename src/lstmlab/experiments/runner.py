@@ -6,8 +6,8 @@ checkpoint of the same config (a killed run) is resumed; anything else starts fr
 The pool's workers run NumPy's BLAS on one thread each: the runs are the parallelism, and
 OpenBLAS's worker threads spin for a while after every product they share (about 0.1 s), taking
 the cores the other runs need. ``lstmlab reproduce gers2002`` (20 runs) on 2 cores: 64.5-67.3 s
-with OpenBLAS's default threads, 48.1-50.2 s with one, the same results to the bit (OpenBLAS
-does not split a product's sums between its threads).
+with OpenBLAS's default threads, 48.1-50.2 s with one, and the same 20 results to the bit
+(OpenBLAS splits a matrix product's outputs between its threads, not the sums behind each).
 """
 from __future__ import annotations
 

@@ -294,7 +294,7 @@ def run_benchmarks(workloads=("W1", "W2", "W3"), repeats: int | None = None, qui
         else:
             kernels.set_num_threads(threads)          # warm up the threaded drivers too
             t0 = time.perf_counter()
-            kernels.warmup(dtypes)
+            kernels.warmup(dtypes, jobs=threads)      # a fresh cache: compiled in parallel
             _log(quiet, f"compiled kernels ready ({time.perf_counter() - t0:.1f} s, cached on disk)")
     for name in workloads:
         w = WORKLOADS[name]

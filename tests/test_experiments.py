@@ -65,3 +65,40 @@ def test_pool_workers_run_blas_on_one_thread(tmp_path, monkeypatch):
                              quiet=True)
     assert [r["blas"] for r in out] == [1, 1]
     assert blas_threads() == before
+
+
+def test_pool_has_the_kernels_compiled_before_its_workers_start(tmp_path, monkeypatch):
+    """The pool's runs would each compile the same kernels at once on a fresh cache: run_configs
+    has what the unfinished runs need compiled first (shared between ``jobs`` processes), and
+    nothing when they run on the reference path or have finished already."""
+    from dataclasses import replace
+
+    import pytest
+
+    from lstmlab import kernels
+    from lstmlab.experiments import runner
+
+    if not kernels.available():
+        pytest.skip("numba is not usable here")
+    calls = []
+    monkeypatch.setattr(kernels, "warmup", lambda dtypes, jobs, pieces: calls.append(
+        (list(dtypes), jobs, list(pieces))))
+    monkeypatch.setattr(runner, "_run_one", lambda job: {"variant": "x", "seed": 0,
+                                                         "solve_rate": 1.0})
+    small = gers2002.recipe_config("peephole", 0, iters=2)
+    large = replace(small, hidden=64, dtype="float32")
+    ref = replace(small, backend="reference")
+
+    def run(*pairs):
+        calls.clear()
+        runner.run_configs([(str(tmp_path / d), c) for d, c in pairs], jobs=2, quiet=True)
+        return calls
+
+    assert run(("a", small), ("b", large)) == [
+        (["float32", "float64"], 2, ["adam", "lstm_bwd", "lstm_fwd", "proj", "steps"])]
+    assert run(("c", ref), ("d", ref)) == []
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "config.json").write_text(json.dumps(large.to_dict()))
+    (tmp_path / "e" / "summary.json").write_text(json.dumps({"status": "done"}))
+    assert run(("e", large), ("f", small), ("g", small)) == [
+        (["float64"], 2, ["adam", "lstm_bwd", "lstm_fwd", "proj"])]

@@ -618,3 +618,46 @@ def test_compilation_is_cached_on_disk():
     assert p.returncode == 0, p.stderr
     hits, misses = p.stdout.split()[-2:]
     assert int(hits) >= 1 and int(misses) == 0, p.stdout
+
+
+def test_warmup_shares_every_piece_out_once():
+    from lstmlab.kernels import _PIECES, _share_out
+    for jobs in (1, 2, 3, 50):
+        for threaded in (False, True):
+            groups = _share_out(jobs, threaded)
+            assert len(groups) == min(jobs, len(_PIECES))
+            flat = [k for g in groups for k in g]
+            assert sorted(flat) == sorted(_PIECES), groups     # each piece in one process only
+    cost = lambda g: sum(sum(_PIECES[k]) for k in g)  # noqa: E731
+    a, b = _share_out(2, True)
+    assert abs(cost(a) - cost(b)) <= max(sum(c) for c in _PIECES.values()) / 2
+
+
+def test_warmup_processes_fill_the_disk_cache(tmp_path, monkeypatch):
+    """Two processes each compile their pieces into the cache that a third process then loads
+    (a fresh cache directory, two cheap pieces)."""
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    kernels._warm_in_processes([["adam"], ["rnn"]], ["float64"], False)
+    p = _run("""
+        import numpy as np
+        import lstmlab.kernels as k
+        from lstmlab.kernels import _jit
+        k._warm(["adam", "rnn"], ["float64"], False)
+        for f in (_jit.adam_update, _jit.rnn_fwd_small, _jit.rnn_bwd_small):
+            s = f.stats
+            print(f.__name__, sum(s.cache_hits.values()), sum(s.cache_misses.values()))
+    """)
+    assert p.returncode == 0, p.stderr
+    rows = [line.split() for line in p.stdout.splitlines()]
+    assert len(rows) == 3
+    for name, hits, misses in rows:
+        assert int(hits) >= 1 and int(misses) == 0, p.stdout
+
+
+def test_warmup_reports_a_failing_process():
+    with pytest.raises(RuntimeError, match="unknown"):
+        kernels._warm_in_processes([["no_such_piece"]], ["float64"], False)
+    with pytest.raises(ValueError, match="jobs"):
+        kernels.warmup(jobs=0)
+    with pytest.raises(ValueError, match="dtypes"):
+        kernels.warmup(("int32",), jobs=2)

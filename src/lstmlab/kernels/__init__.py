@@ -17,8 +17,9 @@ numba is optional: without it this package still imports, :func:`available` retu
 loop functions raise ``RuntimeError``. Compiled code is cached on disk (numba ``cache=True``, in
 ``__pycache__`` beside this package or numba's user cache directory), so only the first process
 pays the compilation (on the 2-core machine of benchmarks/README.md: :func:`warmup`, which
-compiles every kernel ahead of time, about a minute per dtype; the first forward and backward of
-one LSTM layer in one dtype 38 s).
+compiles every kernel ahead of time, about a minute per dtype in one process and about half that
+shared between two, ``warmup(jobs=2)``; the first forward and backward of one LSTM layer in one
+dtype 38 s). The test suite and ``run_configs``'s process pool warm up that way first.
 
 The LSTM's small path (hidden sizes up to 32) splits the batch into parts of 16 rows, which can
 run on numba's threads (:func:`set_num_threads`, ``LSTMLAB_NUM_THREADS``; one thread by default,
@@ -110,32 +111,158 @@ def unavailable_reason() -> str | None:
     return _REASON
 
 
-def warmup(dtypes=("float64", "float32")) -> None:
-    """Compile (or load from the on-disk cache) every kernel for the given dtypes, both paths."""
+#: The pieces of :func:`warmup`: each compiles its own kernels and no other piece's (numba keeps
+#: one cache index per kernel, and two processes adding entries to the same index at once can lose
+#: one, or pair a signature with the other's code), with its compilation in seconds per dtype
+#: (measured on a fresh cache, 2-core Zen 4) in one thread and with threads (the batch parts'
+#: drivers, ``lstm_*_parts``), which set how the pieces are shared out between processes.
+_PIECES = {
+    "lstm_bwd": (18.0, 9.0),     # lstm_bwd_small (lstm_bwd_parts)
+    "lstm_fwd": (15.0, 6.0),     # lstm_fwd_small (lstm_fwd_parts)
+    "steps": (8.5, 0.0),         # the large path's per-step kernels of all cells and merge_rows
+    "proj": (4.0, 0.0),          # proj_forward, proj_backward
+    "gru": (4.0, 0.0),           # gru_fwd_small, gru_bwd_small
+    "rnn": (2.0, 0.0),           # rnn_fwd_small, rnn_bwd_small
+    "adam": (0.3, 0.0),          # adam_update (vectors and matrices)
+}
+
+
+def warmup(dtypes=("float64", "float32"), jobs: int = 1, threaded: bool = False,
+           pieces=None) -> None:
+    """Compile (or load from the on-disk cache) every kernel for the given dtypes, both paths.
+
+    jobs : processes to share the compilation between. 1 compiles in this process; more starts
+        that many Python processes, each compiling a share of the kernels into the on-disk
+        cache, and waits for them (this process then loads the kernels from there when it first
+        calls them). On a fresh cache two processes on two cores take about half the time of one.
+    threaded : also compile the drivers that run the LSTM's batch parts on threads (which the
+        current :func:`set_num_threads` decides when False).
+    pieces : only these groups of kernels (default: all): ``lstm_fwd``, ``lstm_bwd`` (the LSTM's
+        small path), ``steps`` (the large path of every cell), ``proj`` (input projections),
+        ``gru``, ``rnn`` (their small paths), ``adam``.
+    """
     if _api is None:
         raise RuntimeError(f"lstmlab.kernels: numba is not usable ({_REASON})")
+    names = [str(_np_dtype(d)) for d in dtypes]
+    threaded = bool(threaded) or get_num_threads() > 1
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs: expected a positive integer, got {jobs!r}")
+    pieces = _check_pieces(list(_PIECES) if pieces is None else pieces)
+    if jobs == 1 or len(pieces) == 1:
+        _warm(pieces, names, threaded)
+        return
+    _warm_in_processes(_share_out(jobs, threaded, pieces), names, threaded)
+
+
+def _np_dtype(d):
+    import numpy as np
+
+    dt = np.dtype(d)
+    if dt not in (np.float32, np.float64):
+        raise ValueError(f"dtypes: expected float32 or float64, got {d!r}")
+    return dt
+
+
+def _check_pieces(pieces) -> list[str]:
+    pieces = list(pieces)
+    unknown = set(pieces) - set(_PIECES)
+    if unknown:
+        raise ValueError(f"pieces: unknown {sorted(unknown)}; known: {sorted(_PIECES)}")
+    return pieces
+
+
+def _share_out(jobs: int, threaded: bool, pieces=None) -> list[list[str]]:
+    """The pieces (default: all) in at most ``jobs`` groups of nearly equal compile time (longest
+    first, each to the group with the least so far)."""
+    cost = {k: a + (b if threaded else 0.0) for k, (a, b) in _PIECES.items()
+            if pieces is None or k in pieces}
+    groups: list[list[str]] = [[] for _ in range(min(jobs, len(cost)))]
+    load = [0.0] * len(groups)
+    for k in sorted(cost, key=cost.get, reverse=True):
+        g = load.index(min(load))
+        groups[g].append(k)
+        load[g] += cost[k]
+    return groups
+
+
+def _warm_in_processes(groups, names, threaded) -> None:
+    import subprocess
+
+    code = ("import sys, lstmlab.kernels as k; "
+            "k._warm(sys.argv[1].split(','), sys.argv[2].split(','), sys.argv[3] == '1')")
+    env = dict(os.environ)
+    src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+    procs = [subprocess.Popen([sys.executable, "-c", code, ",".join(g), ",".join(names),
+                               "1" if threaded else "0"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for g in groups]
+    failed = []
+    for g, p in zip(groups, procs):
+        _, err = p.communicate()
+        if p.returncode != 0:
+            failed.append(f"{','.join(g)} (exit {p.returncode}): {err.strip()[-800:]}")
+    if failed:
+        raise RuntimeError("lstmlab.kernels.warmup: a compiling process failed: " + "; ".join(failed))
+
+
+def _warm(pieces, names, threaded: bool) -> None:
+    """Compile ``pieces`` (names in _PIECES) for the dtypes ``names``: the LSTM's batch parts on one
+    thread and on two if ``threaded``, else as the current thread count runs them (restored
+    after)."""
     import numpy as np
 
     from ..core.spec import CellSpec
 
+    _check_pieces(pieces)
     spec = CellSpec(peephole=True, full_gate_recurrence=True, cell_clip=5.0)
-    for name in dtypes:
-        dt = np.dtype(name)
-        T, B, H = 2, 17, 3                # B > PART_ROWS: with threads set, their drivers too
-        rng = np.random.default_rng(0)
-        r = lambda *s: rng.standard_normal(s).astype(dt)  # noqa: E731
-        m = np.ones((T, B), dtype=dt)
-        xp = input_projection(r(T, B, 2), r(4 * H, 2), r(4 * H))
-        input_projection_backward(xp, r(T, B, 2), r(4 * H, 2))
-        for shape in ((3,), (2, 3)):                     # vectors and matrices
-            adam_update(r(*shape), r(*shape), r(*shape), np.ones(shape, dtype=dt),
-                        adam_scalars(dt, 0.9, 0.999, 1e-3, 1e-3, 1e-8))
-        for large in (False, True):
-            Hs, Cs, G = lstm_loop_forward(spec, r(T, B, 4 * H), r(4 * H, H), r(3, H), r(3 * H, 3 * H),
-                                          r(B, H), r(B, H), m, large=large)
-            lstm_loop_backward(spec, Hs, Cs, G, r(4 * H, H), r(3, H), r(3 * H, 3 * H), m,
-                               r(T, B, H), r(B, H), r(B, H), large=large)
-            Hs, G, HPn = gru_loop_forward(r(T, B, 3 * H), r(3 * H, H), r(3 * H), r(B, H), m, large=large)
-            gru_loop_backward(Hs, G, HPn, r(3 * H, H), m, r(T, B, H), r(B, H), large=large)
-            Hs = rnn_loop_forward(r(T, B, H), r(H, H), r(B, H), m, large=large)
-            rnn_loop_backward(Hs, r(H, H), m, r(T, B, H), r(B, H), large=large)
+    before = get_num_threads()
+    counts = (1, 2) if threaded else (before,)
+    T, B, H, D = 2, 17, 3, 2          # B > PART_ROWS: two batch parts
+    try:
+        for name in names:
+            dt = np.dtype(name)
+            rng = np.random.default_rng(0)
+            r = lambda *s: rng.standard_normal(s).astype(dt)  # noqa: E731
+            m = np.ones((T, B), dtype=dt)
+            lstm_w = (r(4 * H, H), r(3, H), r(3 * H, 3 * H))
+            for piece in pieces:
+                if piece == "lstm_fwd":
+                    for n in counts:
+                        set_num_threads(n)
+                        lstm_loop_forward(spec, r(T, B, 4 * H), *lstm_w, r(B, H), r(B, H), m,
+                                          large=False)
+                elif piece == "lstm_bwd":
+                    for n in counts:
+                        set_num_threads(n)
+                        lstm_loop_backward(spec, r(T + 1, B, H), r(T + 1, B, H), r(T, B, 4 * H),
+                                           *lstm_w, m, r(T, B, H), r(B, H), r(B, H), large=False)
+                elif piece == "steps":
+                    Hs, Cs, G = lstm_loop_forward(spec, r(T, B, 4 * H), *lstm_w, r(B, H), r(B, H),
+                                                  m, large=True)
+                    lstm_loop_backward(spec, Hs, Cs, G, *lstm_w, m, r(T, B, H), r(B, H), r(B, H),
+                                       large=True)
+                    _warm_gru(r, m, T, B, H, large=True)
+                    _warm_rnn(r, m, T, B, H, large=True)
+                elif piece == "proj":
+                    xp = input_projection(r(T, B, D), r(4 * H, D), r(4 * H))
+                    input_projection_backward(xp, r(T, B, D), r(4 * H, D))
+                elif piece == "gru":
+                    _warm_gru(r, m, T, B, H, large=False)
+                elif piece == "rnn":
+                    _warm_rnn(r, m, T, B, H, large=False)
+                elif piece == "adam":
+                    for shape in ((3,), (2, 3)):             # vectors and matrices
+                        adam_update(r(*shape), r(*shape), r(*shape), np.ones(shape, dtype=dt),
+                                    adam_scalars(dt, 0.9, 0.999, 1e-3, 1e-3, 1e-8))
+    finally:
+        set_num_threads(before)
+
+
+def _warm_gru(r, m, T, B, H, large):
+    Hs, G, HPn = gru_loop_forward(r(T, B, 3 * H), r(3 * H, H), r(3 * H), r(B, H), m, large=large)
+    gru_loop_backward(Hs, G, HPn, r(3 * H, H), m, r(T, B, H), r(B, H), large=large)
+
+
+def _warm_rnn(r, m, T, B, H, large):
+    Hs = rnn_loop_forward(r(T, B, H), r(H, H), r(B, H), m, large=large)
+    rnn_loop_backward(Hs, r(H, H), m, r(T, B, H), r(B, H), large=large)

@@ -26,6 +26,7 @@ from .spec import CellSpec
 __all__ = [
     "sigmoid", "input_projection", "input_projection_backward",
     "lstm_step_forward", "lstm_step_backward", "lstm_loop_forward", "lstm_loop_backward",
+    "lstm_gate_rows",
     "gru_step_forward", "gru_step_backward", "gru_loop_forward", "gru_loop_backward",
     "rnn_step_forward", "rnn_step_backward", "rnn_loop_forward", "rnn_loop_backward",
 ]
@@ -191,6 +192,15 @@ def _gate_q(G_t, H):
     return np.concatenate([G_t[:, :2 * H], G_t[:, 3 * H:]], axis=1)
 
 
+def lstm_gate_rows(G):
+    """Gate activations as (T, B, 4H) rows [i, f, g, o], this module's layout, from that layout
+    (returned as is) or from the compiled small path's gate-major (T, 4, B, H) (a copy)."""
+    if G.ndim == 4:
+        T, _, B, H = G.shape
+        return G.transpose(0, 2, 1, 3).reshape(T, B, 4 * H)              # (T, B, 4, H) -> rows
+    return G
+
+
 def lstm_loop_forward(spec: CellSpec, xp, W_hh, peep, R, h0, c0, mask, overwrite_xp=False):
     """Run the LSTM recurrence over a sequence.
 
@@ -232,8 +242,9 @@ def lstm_loop_backward(spec: CellSpec, Hs, Cs, G, W_hh, peep, R, mask, dY, dh_n,
 
     Parameters
     ----------
-    Hs, Cs, G : the forward's outputs; dY : (T, B, H) gradient of the per-step outputs
-    ``Y[t] = mask[t] * Hs[t+1]``; dh_n, dc_n : (B, H) gradient of the final state.
+    Hs, Cs, G : the forward's outputs (G in either layout of :func:`lstm_gate_rows`); dY :
+    (T, B, H) gradient of the per-step outputs ``Y[t] = mask[t] * Hs[t+1]``; dh_n, dc_n : (B, H)
+    gradient of the final state.
 
     Returns
     -------
@@ -241,6 +252,7 @@ def lstm_loop_backward(spec: CellSpec, Hs, Cs, G, W_hh, peep, R, mask, dY, dh_n,
     dh0, dc0 : (B, H).
     """
     T, B, H = dY.shape
+    G = lstm_gate_rows(G)
     dxp = np.zeros((T, B, 4 * H), dtype=dY.dtype)
     dW_hh = np.zeros_like(W_hh)
     dpeep = np.zeros_like(peep) if spec.peephole else None

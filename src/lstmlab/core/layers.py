@@ -101,7 +101,7 @@ class SequenceCache:
         out = {"h": dc.loop[0][1:]}
         if self.kind == "lstm":
             out["c"] = dc.loop[1][1:]
-            G = dc.loop[2]
+            G = cells.lstm_gate_rows(dc.loop[2])                         # (T, B, 4H)
             for j, name in enumerate("ifgo"):
                 out[name] = G[:, :, j * H:(j + 1) * H]
         elif self.kind == "gru":
@@ -274,7 +274,7 @@ class _Recurrent:
         if self.kind == "lstm":
             return loops.lstm_loop_forward(self.spec, xp, p["weight_hh"], p.get("peep"),
                                            p.get("weight_gg"), init[0], init[1], mask,
-                                           overwrite_xp=True)          # xp is ours: G takes it
+                                           overwrite_xp=True)   # xp is ours: G may take it
         if self.kind == "gru":
             return loops.gru_loop_forward(xp, p["weight_hh"], p["bias_hh"], init[0], mask)
         return (loops.rnn_loop_forward(xp, p["weight_hh"], init[0], mask),)

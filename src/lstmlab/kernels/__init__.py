@@ -1,7 +1,10 @@
 """Compiled fast path (numba) of the LSTM-family loops, tested equal to :mod:`lstmlab.core.cells`.
 
 The six loop functions and the two input-projection functions have the reference's names,
-arguments and results, so the sequence layer can call either module::
+arguments and results, so the sequence layer can call either module (one exception: the LSTM's
+small path returns its gates G gate-major, (T, 4, B, H), the layout its loops write and read in
+place; :func:`lstmlab.core.cells.lstm_gate_rows` turns them into the reference's (T, B, 4H), and
+either backward takes either layout)::
 
     input_projection(x, W_ih, bias) -> xp
     input_projection_backward(dxp, x, W_ih, input_grad=True) -> (dx or None, dW_ih, db)

@@ -313,8 +313,11 @@ def input_projection_backward(dxp, x, W_ih, input_grad=True):
 # ----------------------------------------------------------------------------------------------
 
 def lstm_loop_forward(spec, xp, W_hh, peep, R, h0, c0, mask, overwrite_xp=False, *, large=None):
-    """Compiled :func:`lstmlab.core.cells.lstm_loop_forward` (same arguments and results; with
-    ``overwrite_xp`` G is xp where xp is C-contiguous in its own dtype, else a converted copy).
+    """Compiled :func:`lstmlab.core.cells.lstm_loop_forward` (same arguments and results, but for
+    G's layout on the small path: (T, 4, B, H), gate-major, which its loops write and read in
+    place; :func:`lstmlab.core.cells.lstm_gate_rows` gives the reference's rows). On the large
+    path with ``overwrite_xp`` G is xp where xp is C-contiguous in its own dtype, else a
+    converted copy; the small path leaves xp alone.
 
     ``large`` (keyword only, for tests and benchmarks) forces the per-step BLAS path (True) or the
     fused path (False); by default the hidden size decides.
@@ -326,12 +329,12 @@ def lstm_loop_forward(spec, xp, W_hh, peep, R, h0, c0, mask, overwrite_xp=False,
     W, pc, Rm, m, flags, clip, one = _lstm_operands(spec, W_hh, peep, R, mask, T, B, H, dt)
     Hs = np.empty((T + 1, B, H), dtype=dt)
     Cs = np.empty((T + 1, B, H), dtype=dt)
-    G = xp if overwrite_xp else np.empty((T, B, H4), dtype=dt)   # kernels read xp[t] before G[t]
     Hs[0] = h0
     Cs[0] = c0
     if large is None:
         large = use_large_path("lstm", H, B)
     if not large:
+        G = np.empty((T, 4, B, H), dtype=dt)
         args = (xp, np.ascontiguousarray(W.T), pc, np.ascontiguousarray(Rm.T), m, Hs, Cs, G, *flags,
                 clip, one)
         bounds = _parts(B)
@@ -341,6 +344,7 @@ def lstm_loop_forward(spec, xp, W_hh, peep, R, h0, c0, mask, overwrite_xp=False,
         else:            # rows are independent: one call over the whole batch, the parts' bits
             _call(_jit.lstm_fwd_small, dt, *args, 0, B)
         return Hs, Cs, G
+    G = xp if overwrite_xp else np.empty((T, B, H4), dtype=dt)   # a step reads xp[t], then G[t]
     WT = W.T                                                      # (H, 4H) view: BLAS transposes
     PB = np.empty((B, H4), dtype=dt)
     OUT = _jit.new_out(dt)
@@ -358,9 +362,10 @@ def lstm_loop_forward(spec, xp, W_hh, peep, R, h0, c0, mask, overwrite_xp=False,
 
 
 def lstm_loop_backward(spec, Hs, Cs, G, W_hh, peep, R, mask, dY, dh_n, dc_n, *, large=None):
-    """Compiled :func:`lstmlab.core.cells.lstm_loop_backward` (same arguments and results)."""
+    """Compiled :func:`lstmlab.core.cells.lstm_loop_backward` (same arguments and results; G in
+    either layout, converted where the path needs the other)."""
     dt = _dtype(Hs)
-    Hs, Cs, G, dY = _c(Hs, dt), _c(Cs, dt), _c(G, dt), _c(dY, dt)
+    Hs, Cs, dY = _c(Hs, dt), _c(Cs, dt), _c(dY, dt)
     T, B, H = dY.shape
     H4 = 4 * H
     W, pc, Rm, m, flags, clip, one = _lstm_operands(spec, W_hh, peep, R, mask, T, B, H, dt)
@@ -370,6 +375,11 @@ def lstm_loop_backward(spec, Hs, Cs, G, W_hh, peep, R, mask, dY, dh_n, dc_n, *, 
     dpeep = np.zeros((3, H), dtype=dt)
     if large is None:
         large = use_large_path("lstm", H, B)
+    if large:
+        G = cells.lstm_gate_rows(G)                               # (T, B, 4H) rows
+    elif G.ndim == 3:
+        G = G.reshape(T, B, 4, H).transpose(0, 2, 1, 3)           # rows -> (T, 4, B, H)
+    G = _c(G, dt)
     if not large:
         bounds = _parts(B)
         P = len(bounds) - 1
@@ -412,7 +422,8 @@ def lstm_loop_backward(spec, Hs, Cs, G, W_hh, peep, R, mask, dY, dh_n, dc_n, *, 
     if spec.full_gate_recurrence:
         idx = _ifo(H)
         if T > 1:
-            M = dxp[1:].reshape(-1, H4).T @ G[:-1].reshape(-1, H4)  # (4H, 4H)
+            Gr = cells.lstm_gate_rows(G)
+            M = dxp[1:].reshape(-1, H4).T @ Gr[:-1].reshape(-1, H4)  # (4H, 4H)
             dR = np.ascontiguousarray(M[np.ix_(idx, idx)])
         else:
             dR = np.zeros((3 * H, 3 * H), dtype=dt)

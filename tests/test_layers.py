@@ -130,6 +130,26 @@ def test_internals_expose_gates_and_cell_state(rng):
     np.testing.assert_allclose(ins["f"], 1 - ins["i"])
 
 
+def test_internals_are_the_same_on_both_backends(rng):
+    """The compiled small path keeps its gates gate-major; internals() shows them as the
+    reference does (both directions, padded steps zero)."""
+    from lstmlab import kernels
+    if not kernels.available():
+        pytest.skip("numba is not usable here")
+    ref = randomize(ll.LSTM(2, 5, variant="peephole", bidirectional=True, backend="reference"),
+                    rng)
+    comp = ll.LSTM(2, 5, variant="peephole", bidirectional=True, backend="compiled")
+    comp.params = {k: v.copy() for k, v in ref.params.items()}
+    x = rng.normal(size=(7, 3, 2))
+    caches = [m.forward(x, lengths=[7, 3, 5])[2] for m in (ref, comp)]
+    for d in (0, 1):
+        a, b = (c.internals(0, d) for c in caches)
+        assert set(a) == set(b) == {"h", "c", "i", "f", "g", "o"}
+        for k in a:
+            assert b[k].shape == (7, 3, 5), k
+            np.testing.assert_allclose(b[k], a[k], rtol=1e-12, atol=1e-12, err_msg=f"{k} {d}")
+
+
 def test_initialisation_conventions():
     a = ll.LSTM(3, 5, variant="lstm", seed=7)
     b = ll.LSTM(3, 5, variant="peephole", seed=7)

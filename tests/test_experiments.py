@@ -80,18 +80,27 @@ def test_pool_has_the_kernels_compiled_before_its_workers_start(tmp_path, monkey
 
     if not kernels.available():
         pytest.skip("numba is not usable here")
-    calls = []
-    monkeypatch.setattr(kernels, "warmup", lambda dtypes, jobs, pieces: calls.append(
-        (list(dtypes), jobs, list(pieces))))
+    import time
+
+    calls, warmed_at = [], []
+
+    def warmup(dtypes, jobs, pieces):
+        calls.append((list(dtypes), jobs, list(pieces)))
+        warmed_at.append(time.monotonic())
+
+    monkeypatch.setattr(kernels, "warmup", warmup)
     monkeypatch.setattr(runner, "_run_one", lambda job: {"variant": "x", "seed": 0,
-                                                         "solve_rate": 1.0})
+                                                         "solve_rate": 1.0,
+                                                         "t": time.monotonic()})
     small = gers2002.recipe_config("peephole", 0, iters=2)
     large = replace(small, hidden=64, dtype="float32")
     ref = replace(small, backend="reference")
 
     def run(*pairs):
         calls.clear()
-        runner.run_configs([(str(tmp_path / d), c) for d, c in pairs], jobs=2, quiet=True)
+        warmed_at.clear()
+        out = runner.run_configs([(str(tmp_path / d), c) for d, c in pairs], jobs=2, quiet=True)
+        assert all(w < r["t"] for w in warmed_at for r in out)     # before the pool's runs
         return calls
 
     assert run(("a", small), ("b", large)) == [

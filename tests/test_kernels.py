@@ -161,6 +161,29 @@ def test_lstm_wide_batch_and_hidden(large):
                 close(x, y, np.float64, name)
 
 
+@pytest.mark.parametrize("name", ["peephole", "fgr"])
+def test_lstm_small_path_masks_with_holes_and_several_chunks(name):
+    """Padding anywhere (rows that resume after padded steps) and chunks of fewer rows than a
+    batch part (H = 100 forced onto the small path: 10 rows a chunk, parts of 11): G comes out
+    gate-major, (T, 4, B, H), and forward and backward (given that G) match the reference."""
+    spec = SPECS[name]
+    rng = np.random.default_rng(21)
+    T, B, H = 5, 33, 100
+    a = lstm_inputs(rng, spec, T, B, H, np.float64, "none")
+    mask = (rng.random((T, B)) < 0.7).astype(np.float64)                        # (T, B)
+    args = (a["W"], a["peep"], a["R"])
+    ref = cells.lstm_loop_forward(spec, a["xp"], *args, a["h0"], a["c0"], mask)
+    out = kernels.lstm_loop_forward(spec, a["xp"], *args, a["h0"], a["c0"], mask, large=False)
+    assert out[2].shape == (T, 4, B, H)
+    for what, x, y in zip(("Hs", "Cs", "G"), out, ref):
+        close(x, y, np.float64, what)
+    refb = cells.lstm_loop_backward(spec, *ref, *args, mask, a["dY"], a["dh"], a["dc"])
+    outb = kernels.lstm_loop_backward(spec, *out, *args, mask, a["dY"], a["dh"], a["dc"],
+                                      large=False)
+    for what, x, y in zip(("dxp", "dW_hh", "dpeep", "dR", "dh0", "dc0"), outb, refb):
+        close(x, y, np.float64, what)
+
+
 def assert_overwrite_xp_same_bits(spec, a, out, ref, large):
     """With overwrite_xp every result keeps its bits, on both modules: the gates land in xp's
     memory where they are (T, B, 4H) rows (each step reads xp[t] before it writes G[t]); the
@@ -644,16 +667,38 @@ def test_warmup_shares_every_piece_out_once():
     assert abs(cost(a) - cost(b)) <= max(sum(c) for c in _PIECES.values()) / 2
 
 
+def test_warmup_pieces_compile_disjoint_kernels(monkeypatch):
+    """Each kernel that the wrappers call belongs to exactly one piece, so that no two warmup
+    processes compile (and add to the cache index of) the same kernel. The kernels are recorded,
+    not run."""
+    import inspect
+    import re
+
+    from lstmlab.kernels import _PIECES, _api
+    seen: dict[str, set] = {}
+    current = []
+    monkeypatch.setattr(_api, "_call", lambda kernel, dt, *a: seen[current[0]].add(kernel.__name__))
+    for piece in _PIECES:
+        current[:] = [piece]
+        seen[piece] = set()
+        kernels._warm([piece], ["float64"])
+    names = [k for ks in seen.values() for k in ks]
+    assert len(names) == len(set(names)), seen
+    called = set(re.findall(r"_call\(_jit\.(\w+)", inspect.getsource(_api)))
+    threaded = {"lstm_fwd_parts", "lstm_bwd_parts"}          # with threads: in lstm_fwd/bwd
+    assert called - threaded == set(names), (called, seen)
+
+
 def test_warmup_processes_fill_the_disk_cache(tmp_path, monkeypatch):
     """Two processes each compile their pieces into the cache that a third process then loads
     (a fresh cache directory, two cheap pieces)."""
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
-    kernels._warm_in_processes([["adam"], ["rnn"]], ["float64"], False)
+    kernels._warm_in_processes([["adam"], ["rnn"]], ["float64"], (1,))
     p = _run("""
         import numpy as np
         import lstmlab.kernels as k
         from lstmlab.kernels import _jit
-        k._warm(["adam", "rnn"], ["float64"], False)
+        k._warm(["adam", "rnn"], ["float64"])
         for f in (_jit.adam_update, _jit.rnn_fwd_small, _jit.rnn_bwd_small):
             s = f.stats
             print(f.__name__, sum(s.cache_hits.values()), sum(s.cache_misses.values()))
@@ -667,7 +712,7 @@ def test_warmup_processes_fill_the_disk_cache(tmp_path, monkeypatch):
 
 def test_warmup_reports_a_failing_process():
     with pytest.raises(RuntimeError, match="unknown"):
-        kernels._warm_in_processes([["no_such_piece"]], ["float64"], False)
+        kernels._warm_in_processes([["no_such_piece"]], ["float64"], (1,))
     with pytest.raises(ValueError, match="jobs"):
         kernels.warmup(jobs=0)
     with pytest.raises(ValueError, match="dtypes"):

@@ -15,6 +15,7 @@ import json
 import multiprocessing as mp
 import os
 import time
+import warnings
 
 from .._blas import set_blas_threads
 from ..train.config import TrainConfig
@@ -104,7 +105,7 @@ def _compile_kernels(cfgs: list[TrainConfig], jobs: int) -> None:
     ``jobs`` processes (or load them from numba's on-disk cache). Left to themselves, the pool's
     workers would each compile the same kernels at once on a fresh cache: ``lstmlab reproduce
     gers2002`` on an empty numba cache took 91.7 s that way and 70.9 s this way; on a warm cache
-    this costs about a second."""
+    this costs about a second. Only a speed-up: if it fails, the workers compile as before."""
     from .. import kernels
     from ..kernels import _api
 
@@ -115,7 +116,11 @@ def _compile_kernels(cfgs: list[TrainConfig], jobs: int) -> None:
     for c in cfgs:
         small = not _api.use_large_path("lstm", c.hidden, c.batch)
         pieces |= {"lstm_fwd", "lstm_bwd"} if small else {"steps"}
-    kernels.warmup(sorted({c.dtype for c in cfgs}), jobs=jobs, pieces=sorted(pieces))
+    try:
+        kernels.warmup(sorted({c.dtype for c in cfgs}), jobs=jobs, pieces=sorted(pieces))
+    except (RuntimeError, OSError) as e:
+        warnings.warn(f"compiling the kernels before the pool failed, the runs compile them: {e}",
+                      RuntimeWarning, stacklevel=2)
 
 
 def _worker_init() -> None:

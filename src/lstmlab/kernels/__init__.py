@@ -137,7 +137,8 @@ def warmup(dtypes=("float64", "float32"), jobs: int = 1, threaded: bool = False,
     jobs : processes to share the compilation between. 1 compiles in this process; more starts
         that many Python processes, each compiling a share of the kernels into the on-disk
         cache, and waits for them (this process then loads the kernels from there when it first
-        calls them). On a fresh cache two processes on two cores take about half the time of one.
+        calls them); RuntimeError if one of them fails. On a fresh cache two processes on two
+        cores take about half the time of one.
     threaded : also compile the drivers that run the LSTM's batch parts on threads (which the
         current :func:`set_num_threads` decides when False).
     pieces : only these groups of kernels (default: all): ``lstm_fwd``, ``lstm_bwd`` (the LSTM's
@@ -147,14 +148,14 @@ def warmup(dtypes=("float64", "float32"), jobs: int = 1, threaded: bool = False,
     if _api is None:
         raise RuntimeError(f"lstmlab.kernels: numba is not usable ({_REASON})")
     names = [str(_np_dtype(d)) for d in dtypes]
-    threaded = bool(threaded) or get_num_threads() > 1
+    counts = (1, 2) if threaded else (get_num_threads(),)       # the LSTM parts' thread counts
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs: expected a positive integer, got {jobs!r}")
     pieces = _check_pieces(list(_PIECES) if pieces is None else pieces)
     if jobs == 1 or len(pieces) == 1:
-        _warm(pieces, names, threaded)
+        _warm(pieces, names, counts)
         return
-    _warm_in_processes(_share_out(jobs, threaded, pieces), names, threaded)
+    _warm_in_processes(_share_out(jobs, max(counts) > 1, pieces), names, counts)
 
 
 def _np_dtype(d):
@@ -188,30 +189,46 @@ def _share_out(jobs: int, threaded: bool, pieces=None) -> list[list[str]]:
     return groups
 
 
-def _warm_in_processes(groups, names, threaded) -> None:
+def _warm_in_processes(groups, names, counts, timeout: float = 1800.0) -> None:
+    """One Python process per group of pieces, all at once; this package's own directory goes
+    first on their path (the one this process imported), and they are killed if this process
+    stops waiting (an error, Ctrl-C, ``timeout`` seconds)."""
     import subprocess
 
-    code = ("import sys, lstmlab.kernels as k; "
-            "k._warm(sys.argv[1].split(','), sys.argv[2].split(','), sys.argv[3] == '1')")
-    env = dict(os.environ)
     src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
-    procs = [subprocess.Popen([sys.executable, "-c", code, ",".join(g), ",".join(names),
-                               "1" if threaded else "0"], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True) for g in groups]
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import lstmlab.kernels as k; "
+            "k._warm(sys.argv[2].split(','), sys.argv[3].split(','), "
+            "[int(n) for n in sys.argv[4].split(',')])")
+    procs = []
     failed = []
-    for g, p in zip(groups, procs):
-        _, err = p.communicate()
-        if p.returncode != 0:
-            failed.append(f"{','.join(g)} (exit {p.returncode}): {err.strip()[-800:]}")
+    try:
+        for g in groups:
+            procs.append(subprocess.Popen(
+                [sys.executable, "-c", code, src, ",".join(g), ",".join(names),
+                 ",".join(str(n) for n in counts)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+        for g, p in zip(groups, procs):
+            try:
+                _, err = p.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                failed.append(f"{','.join(g)}: still compiling after {timeout:.0f} s")
+                continue
+            if p.returncode != 0:
+                failed.append(f"{','.join(g)} (exit {p.returncode}): {err.strip()[-800:]}")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     if failed:
-        raise RuntimeError("lstmlab.kernels.warmup: a compiling process failed: " + "; ".join(failed))
+        raise RuntimeError("lstmlab.kernels.warmup: a compiling process failed: "
+                           + "; ".join(failed))
 
 
-def _warm(pieces, names, threaded: bool) -> None:
-    """Compile ``pieces`` (names in _PIECES) for the dtypes ``names``: the LSTM's batch parts on one
-    thread and on two if ``threaded``, else as the current thread count runs them (restored
-    after)."""
+def _warm(pieces, names, counts=(1,)) -> None:
+    """Compile ``pieces`` (names in _PIECES) for the dtypes ``names``; the LSTM's batch parts with
+    each thread count in ``counts`` (1 runs them in turn, more through numba's threads; the
+    count is restored after)."""
     import numpy as np
 
     from ..core.spec import CellSpec
@@ -219,7 +236,6 @@ def _warm(pieces, names, threaded: bool) -> None:
     _check_pieces(pieces)
     spec = CellSpec(peephole=True, full_gate_recurrence=True, cell_clip=5.0)
     before = get_num_threads()
-    counts = (1, 2) if threaded else (before,)
     T, B, H, D = 2, 17, 3, 2          # B > PART_ROWS: two batch parts
     try:
         for name in names:

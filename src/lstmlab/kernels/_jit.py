@@ -31,16 +31,19 @@ Two paths per cell (``_api.SMALL_MAX_H`` chooses by hidden size):
   For the LSTM the elementwise work of a step runs as one vectorised loop over a chunk of up to
   CAPF // H rows, the whole batch of the Gers 2002 workload (``_lstm_fwd_flat`` /
   ``_lstm_bwd_flat``), on gate-major scratch arrays whose segment stride is
-  a compile-time constant, so LLVM can prove the streams disjoint; short per-row copies
-  translate to and from the (B, 4H) layouts of ``xp``, ``G`` and ``dxp``. GRU and RNN run row by
-  row. No allocation inside the time loop.
+  a compile-time constant, so LLVM can prove the streams disjoint; the gates G are kept
+  gate-major, (T, 4, B, H), which the loops write and read in place; short per-row copies
+  translate from and to the (B, 4H) layouts of ``xp`` and ``dxp``. GRU and RNN run row by row.
+  No allocation inside the time loop.
 * *large*: a Python loop over time calls BLAS (``np.matmul`` with ``out=``) for the per-step
   recurrent products and one compiled call per step for everything elementwise (row by row).
 
 Two LLVM facts shape the code: an index numba cannot prove non-negative gets a wraparound select
 that hides the address pattern (hence uint64 indices), and a loop that stores to several
-run-time-distant places in one array fails its alias checks and runs scalar (hence OUT scratch
-arrays with compile-time segment strides and separate copy loops).
+run-time-distant places of arrays it also reads needs run-time alias checks, past a handful of
+which LLVM leaves it scalar (hence OUT scratch arrays with compile-time segment strides). The
+forward's elementwise loop stores the four gates at run-time distances into G and still
+vectorises (its zmm divisions are in the assembly, and it runs faster than with the copies).
 
 ``dW_hh`` (and ``dR``, ``db_hh``) is one matrix product after the loop, done by the caller, except
 on the LSTM's small path, which accumulates ``dW_hh`` per step from registers.

@@ -14,10 +14,10 @@ def compiled_kernels():
     in the first test's setup). ``LSTMLAB_TEST_WARMUP=0`` skips it; if it fails, the tests
     compile what they need as before."""
     from lstmlab import kernels
+    from lstmlab.experiments.runner import default_jobs
 
-    jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if (os.environ.get("LSTMLAB_TEST_WARMUP", "1") != "0" and kernels.available()
-            and (jobs or 1) > 1):
+    jobs = default_jobs()
+    if os.environ.get("LSTMLAB_TEST_WARMUP", "1") != "0" and kernels.available() and jobs > 1:
         try:
             kernels.warmup(jobs=jobs, threaded=True)
         except (RuntimeError, OSError) as e:

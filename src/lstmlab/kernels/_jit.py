@@ -972,10 +972,11 @@ def _lstm_bwd_flat(GG, ggb, ggs, DQG, PCR, Csf, cb0, cb1, dYf, dhf, dcf, hb0, OU
         OUT[_F2 + k] = dzg
         OUT[_F3 + k] = dzo
         OUT[_F4 + k] = dcp
-        if pe:
-            DPACC[k] += dzi * c0
-            DPACC[_F1 + k] += dzf * c0
-            DPACC[_F2 + k] += dzo * c
+    if pe:                       # a loop of its own: inside the one above it cost W1's backward
+        for k in range(n):       # ~5% (float32 0.194 -> 0.178-0.185 ms), the same bits
+            DPACC[k] += OUT[k] * Csf[cb0 + k]
+            DPACC[_F1 + k] += OUT[_F1 + k] * Csf[cb0 + k]
+            DPACC[_F2 + k] += OUT[_F3 + k] * Csf[cb1 + k]
 
 
 @njit(**_JIT)

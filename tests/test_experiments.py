@@ -106,6 +106,9 @@ def test_pool_has_the_kernels_compiled_before_its_workers_start(tmp_path, monkey
     assert run(("a", small), ("b", large)) == [
         (["float32", "float64"], 2, ["adam", "lstm_bwd", "lstm_fwd", "proj", "steps"])]
     assert run(("c", ref), ("d", ref)) == []
+    gru, rnn = replace(small, variant="gru"), replace(small, variant="rnn", hidden=128)
+    assert run(("h", gru), ("i", rnn)) == [                # each cell's own kernels, and no LSTM's
+        (["float64"], 2, ["adam", "gru", "proj", "steps"])]
     (tmp_path / "e").mkdir()
     (tmp_path / "e" / "config.json").write_text(json.dumps(large.to_dict()))
     (tmp_path / "e" / "summary.json").write_text(json.dumps({"status": "done"}))

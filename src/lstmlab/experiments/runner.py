@@ -18,6 +18,7 @@ import time
 import warnings
 
 from .._blas import set_blas_threads
+from ..core.spec import cell_kind
 from ..train.config import TrainConfig
 from ..train.loop import CHECKPOINT, TrainingDiverged, train
 from ..train.progress import Progress, show_progress
@@ -112,10 +113,11 @@ def _compile_kernels(cfgs: list[TrainConfig], jobs: int) -> None:
     cfgs = [c for c in cfgs if c.backend in ("auto", "compiled")]
     if len(cfgs) < 2 or not kernels.available():
         return
+    small_pieces = {"lstm": {"lstm_fwd", "lstm_bwd"}, "gru": {"gru"}, "rnn": {"rnn"}}
     pieces = {"proj", "adam"}
     for c in cfgs:
-        small = not _api.use_large_path("lstm", c.hidden, c.batch)
-        pieces |= {"lstm_fwd", "lstm_bwd"} if small else {"steps"}
+        kind = cell_kind(c.variant)
+        pieces |= {"steps"} if _api.use_large_path(kind, c.hidden, c.batch) else small_pieces[kind]
     try:
         kernels.warmup(sorted({c.dtype for c in cfgs}), jobs=jobs, pieces=sorted(pieces))
     except (RuntimeError, OSError) as e:

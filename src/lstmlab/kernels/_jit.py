@@ -28,9 +28,10 @@ Two paths per cell (``_api.SMALL_MAX_H`` chooses by hidden size):
   loops (``_vecmat``: 8 columns in 8 accumulators, which LLVM's SLP vectoriser turns into one
   vector register; the LSTM's run four or eight such tiles at once, ``_gates4_vecmat_add2``,
   ``_four_vecmat_s``).
-  For the LSTM the elementwise work of a step runs as one vectorised loop over a chunk of up to
-  CAPF // H rows, the whole batch of the Gers 2002 workload (``_lstm_fwd_flat`` /
-  ``_lstm_bwd_flat``), on gate-major scratch arrays whose segment stride is
+  For the LSTM the elementwise work of a step runs as vectorised loops over a chunk of up to
+  CAPF // H rows, the whole batch of the Gers 2002 workload (``_lstm_fwd_flat``: four short
+  passes, see its docstring; ``_lstm_bwd_flat``: one loop), on gate-major scratch arrays whose
+  segment stride is
   a compile-time constant, so LLVM can prove the streams disjoint; the gates G are kept
   gate-major, (T, 4, B, H), which the loops write and read in place; short per-row copies
   translate from and to the (B, 4H) layouts of ``xp`` and ``dxp``. GRU and RNN run row by row.
@@ -42,8 +43,8 @@ Two LLVM facts shape the code: an index numba cannot prove non-negative gets a w
 that hides the address pattern (hence uint64 indices), and a loop that stores to several
 run-time-distant places of arrays it also reads needs run-time alias checks, past a handful of
 which LLVM leaves it scalar (hence OUT scratch arrays with compile-time segment strides). The
-forward's elementwise loop stores the four gates at run-time distances into G and still
-vectorises (its zmm divisions are in the assembly, and it runs faster than with the copies).
+small forward's last elementwise pass stores the four gates at run-time distances into G and
+still vectorises (its zmm divisions are in the assembly, and it runs faster than with copies).
 
 ``dW_hh`` (and ``dR``, ``db_hh``) is one matrix product after the loop, done by the caller, except
 on the LSTM's small path, which accumulates ``dW_hh`` per step from registers.
@@ -867,10 +868,10 @@ def _lstm_bwd_row(Gf, gb, Csf, cb, cb1, dYf, dh, hb, dc, dq, qb, pcf, OUT, dxpf,
             dpeep[db + H2 + u0 + l] += OUT[_C7 + l]
 
 
-# -- small path: one vectorised loop per step over a chunk of rows -----------------------------
+# -- small path: vectorised loops per step over a chunk of rows --------------------------------
 # The batch is processed in chunks of NB = CAPF // H rows; per chunk the preactivations and
 # peephole weights sit gate-major in scratch arrays (segment stride CAPF, a compile-time
-# constant), so the elementwise loop runs once over nb*H cells instead of once per row. The gates
+# constant), so the elementwise loops run over nb*H cells instead of once per row. The gates
 # G are gate-major too, (T, 4, B, H): the forward's loop writes them in place and the backward's
 # reads them there (copying them to and from a (T, B, 4H) G row by row took 0.09 ms of the W1
 # forward's 0.43 and 0.03 ms of its backward, float64). Only the (B, 4H) layouts of xp and dxp

@@ -57,13 +57,13 @@ def _finished(run_dir: str, cfg: TrainConfig) -> dict | None:
 
 
 def _run_one(job) -> dict:
-    run_dir, cfg_dict = job
+    """job: (run_dir, config dict, the run's summary if it already finished, else None)."""
+    run_dir, cfg_dict, finished = job
     cfg = TrainConfig.from_dict(cfg_dict)
     base = {"run_dir": run_dir, "task": cfg.task, "variant": cfg.variant_name, "seed": cfg.seed,
             "iters": cfg.iters}
-    s = _finished(run_dir, cfg)
-    if s is not None:
-        return {**base, **s, "reused": True}
+    if finished is not None:
+        return {**base, **finished, "reused": True}
     resume = _same_config(run_dir, cfg) and os.path.exists(os.path.join(run_dir, CHECKPOINT))
     t0 = time.perf_counter()
     try:
@@ -82,7 +82,8 @@ def run_configs(jobs_list: list[tuple[str, TrainConfig]], jobs: int | None = Non
     Returns one summary dict per run, in the order given.
     """
     jobs = default_jobs() if jobs is None else max(int(jobs), 1)
-    work = [(d, c.to_dict()) for d, c in jobs_list]
+    finished = [_finished(d, c) for d, c in jobs_list]      # read once, for the warm-up and the runs
+    work = [(d, c.to_dict(), f) for (d, c), f in zip(jobs_list, finished)]
     results: list[dict | None] = [None] * len(work)
     with Progress(len(work), label, enabled=show_progress(quiet)) as bar:
         if jobs == 1 or len(work) == 1:
@@ -90,7 +91,7 @@ def run_configs(jobs_list: list[tuple[str, TrainConfig]], jobs: int | None = Non
                 results[i] = _run_one(w)
                 bar.update(i + 1, f"last: {_short(results[i])}", force=True)
         else:
-            _compile_kernels([c for d, c in jobs_list if _finished(d, c) is None], jobs)
+            _compile_kernels([c for (_, c), f in zip(jobs_list, finished) if f is None], jobs)
             ctx = mp.get_context("fork") if hasattr(os, "fork") else mp.get_context()
             with ctx.Pool(min(jobs, len(work)), initializer=_worker_init) as pool:
                 done = 0

@@ -6,10 +6,10 @@ import numpy as np
 FLOAT_DTYPES = (np.float32, np.float64)
 
 
-def check_dtype(dtype) -> np.dtype:
+def check_dtype(dtype, name: str = "dtype") -> np.dtype:
     dt = np.dtype(dtype)
     if dt not in [np.dtype(d) for d in FLOAT_DTYPES]:
-        raise ValueError(f"dtype: expected float32 or float64, got {dt}")
+        raise ValueError(f"{name}: expected float32 or float64, got {dt}")
     return dt
 
 

@@ -22,7 +22,7 @@ loop functions raise ``RuntimeError``. Compiled code is cached on disk (numba ``
 pays the compilation (on the 2-core machine of benchmarks/README.md: :func:`warmup`, which
 compiles every kernel ahead of time, about a minute per dtype in one process and about half that
 shared between two, ``warmup(jobs=2)``; the first forward and backward of one LSTM layer in one
-dtype 38 s). The test suite and ``run_configs``'s process pool warm up that way first.
+dtype 34 s). The test suite and ``run_configs``'s process pool warm up that way first.
 
 The LSTM's small path (hidden sizes up to 32) splits the batch into parts of 16 rows, which can
 run on numba's threads (:func:`set_num_threads`, ``LSTMLAB_NUM_THREADS``; one thread by default,
@@ -37,6 +37,8 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+
+from ..core.validate import check_dtype
 
 __all__ = [
     "available", "unavailable_reason", "warmup",
@@ -147,7 +149,7 @@ def warmup(dtypes=("float64", "float32"), jobs: int = 1, threaded: bool = False,
     """
     if _api is None:
         raise RuntimeError(f"lstmlab.kernels: numba is not usable ({_REASON})")
-    names = [str(_np_dtype(d)) for d in dtypes]
+    names = [str(check_dtype(d, "dtypes")) for d in dtypes]
     counts = (1, 2) if threaded else (get_num_threads(),)       # the LSTM parts' thread counts
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs: expected a positive integer, got {jobs!r}")
@@ -156,15 +158,6 @@ def warmup(dtypes=("float64", "float32"), jobs: int = 1, threaded: bool = False,
         _warm(pieces, names, counts)
         return
     _warm_in_processes(_share_out(jobs, max(counts) > 1, pieces), names, counts)
-
-
-def _np_dtype(d):
-    import numpy as np
-
-    dt = np.dtype(d)
-    if dt not in (np.float32, np.float64):
-        raise ValueError(f"dtypes: expected float32 or float64, got {d!r}")
-    return dt
 
 
 def _check_pieces(pieces) -> list[str]:

@@ -46,6 +46,24 @@ def test_files_are_readable_by_the_safetensors_package(tmp_path, rng):
     st.save_file({"w": np.ones((2, 2))}, str(tmp_path / "foreign.safetensors"))
     with pytest.raises(ValueError, match="missing lstmlab metadata"):
         ll.load_arrays(tmp_path / "foreign.safetensors")
+    arrays, config = ll.load_arrays(tmp_path / "foreign.safetensors", plain=True)
+    assert config == {} and np.array_equal(arrays["w"], np.ones((2, 2)))
+
+
+def test_a_torch_state_dict_saved_by_safetensors_loads_into_lstm(tmp_path):
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    tm = torch.nn.LSTM(3, 4, num_layers=2, dtype=torch.float64)
+    save_file({k: v.contiguous() for k, v in tm.state_dict().items()}, str(tmp_path / "t.safetensors"))
+    m = ll.LSTM(3, 4, num_layers=2)
+    ll.load_into(m, tmp_path / "t.safetensors")
+    x = np.random.default_rng(0).normal(size=(5, 2, 3))
+    y, _, _ = m.forward(x)
+    np.testing.assert_allclose(y, tm(torch.from_numpy(x))[0].detach().numpy(), atol=1e-12)
+    with pytest.raises(ValueError, match="do not match"):
+        ll.load_into(ll.LSTM(3, 4), tmp_path / "t.safetensors")
 
 
 def test_truncated_file_is_refused(tmp_path, rng):

@@ -32,7 +32,7 @@ def rng(seed=0):
 
 
 def test_registry_names():
-    assert set(TASKS) == {"msd-pair", "msd", "gts", "pfg"}
+    assert set(TASKS) == {"msd-pair", "msd", "gts", "pfg", "adding", "copy"}
     assert TASKS["msd-pair"] is MSDPair and TASKS["pfg"] is PFG
 
 
@@ -319,7 +319,7 @@ def test_consecutive_correct():
     (lambda: PFG(waveform="sine"), "waveform"),
     (lambda: PFG(F=1), "F"),
     (lambda: PFG(n_periods=0), "n_periods"),
-    (lambda: make_task("adding"), "name"),
+    (lambda: make_task("nope"), "name"),
     (lambda: make_task("msd", T=100), "T"),
     (lambda: make_task("msd-pair", T=300, D_min=10, scale_intervals=True), "D_min"),
 ])

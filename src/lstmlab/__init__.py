@@ -8,9 +8,9 @@ and the classic experiments.
 from .core.dense import Dense, Embedding
 from .core.gradcheck import gradcheck, gradcheck_report
 from .core.init import count_params
-from .core.io import load, load_arrays, save, save_arrays
+from .core.io import load, load_arrays, load_into, save, save_arrays
 from .core.layers import GRU, LSTM, RNN, SequenceCache
-from .core.losses import mse_loss, softmax_cross_entropy
+from .core.losses import bernoulli_nll, mse_loss, softmax_cross_entropy
 from .core.optim import SGD, Adam, StepDecay, clip_by_value, clip_global_norm
 from .core.spec import PRESETS, CellSpec
 
@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "LSTM", "GRU", "RNN", "CellSpec", "PRESETS", "SequenceCache", "Dense", "Embedding",
-    "mse_loss", "softmax_cross_entropy", "SGD", "Adam", "StepDecay", "clip_by_value",
+    "mse_loss", "softmax_cross_entropy", "bernoulli_nll", "SGD", "Adam", "StepDecay", "clip_by_value",
     "clip_global_norm", "count_params", "gradcheck", "gradcheck_report", "save", "load",
-    "save_arrays", "load_arrays",
+    "save_arrays", "load_arrays", "load_into",
 ]

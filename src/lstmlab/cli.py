@@ -96,6 +96,16 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _probability(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not 0 <= v < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return v
+
+
 def _task_arg(text: str):
     import json as _json
     if "=" not in text:
@@ -128,7 +138,8 @@ def _train_config(args):
     else:
         cfg = TrainConfig(task=args.task, task_args={}, variant=args.variant, seed=args.seed)
     over = {}
-    for name in ("hidden", "batch", "lr", "schedule", "warmup", "clip", "forget_bias",
+    for name in ("hidden", "layers", "dropout", "embed", "tbptt", "optimizer", "momentum",
+                 "batch", "lr", "schedule", "warmup", "clip", "forget_bias",
                  "eval_every", "eval_size", "checkpoint_every", "backend"):
         v = getattr(args, name)
         if v is not None:
@@ -149,6 +160,8 @@ def _train_config(args):
             task_args = {"T": args.T, "scale_intervals": True}
         elif args.task in ("msd", "gts"):
             task_args["length"] = args.T
+        elif args.task in ("adding", "copy"):
+            task_args["T"] = args.T
         else:
             raise ValueError("--T: pfg's length is n_periods * F; use --task-arg n_periods=N")
     for k, v in args.task_arg or []:
@@ -176,8 +189,9 @@ def _cmd_train(args) -> int:
     except TrainingDiverged as e:
         print(f"lstmlab train: {e}", file=sys.stderr)
         return 1
-    keys = [k for k in ("mse", "solve_rate", "within1_rate", "timing_error", "consecutive_mean")
-            if k in s]
+    keys = [s["headline"]] + [k for k in ("mse", "xent", "baseline", "solve_rate", "within1_rate",
+                                          "timing_error", "consecutive_mean")
+                              if k in s and k != s["headline"]]
     print(f"{cfg.task} {cfg.variant_name} seed {cfg.seed}: " +
           ", ".join(f"{'test_mse' if k == 'mse' else k} {s[k]:.4g}" for k in keys) +
           f" ({s['iters']} iterations, {s['wall_s']:.1f} s) -> {out}")
@@ -256,18 +270,28 @@ def build_parser() -> argparse.ArgumentParser:
     from .tasks import TASKS
 
     t = sub.add_parser(
-        "train", help="train one model on a timing task (msd-pair, msd, gts, pfg)",
-        description="Train one recurrent model on a timing task and write a run folder (config.json, "
-                    "metrics.jsonl, checkpoint and weights in safetensors, summary.json). Defaults: "
-                    "lstmlab's msd-pair recipe (T=150, D in [30, 60], H=8, batch 32, 3000 iterations); "
-                    "for msd, gts, pfg the paper's one-cell network with identity squashing. Exit code 1 "
-                    "when training diverges (the last good checkpoint is kept).")
+        "train", help="train one model on a task (msd-pair, msd, gts, pfg, adding, copy)",
+        description="Train one recurrent model on a task and write a run folder (config.json, "
+                    "metrics.jsonl, checkpoint and weights in safetensors, summary.json). The task "
+                    "decides the loss (MSE for the timing tasks and adding, softmax cross-entropy for "
+                    "copy) and the headline metric. Defaults: lstmlab's msd-pair recipe (T=150, D in "
+                    "[30, 60], H=8, batch 32, 3000 iterations); for msd, gts, pfg the paper's one-cell "
+                    "network with identity squashing. Exit code 1 when training diverges (the last "
+                    "good checkpoint is kept).")
     t.add_argument("task", choices=list(TASKS), help="the task")
     t.add_argument("--variant", choices=[*PRESETS, "gru", "rnn"],
                    help="cell preset (default peephole; lstm = no peepholes)")
     t.add_argument("--seed", type=_nonneg_int,
                    help="seed of the initial weights, training batches and test set (default 0)")
     t.add_argument("--hidden", type=_positive_int, metavar="H", help="number of cells (msd-pair default 8)")
+    t.add_argument("--layers", type=_positive_int, metavar="L", help="stacked recurrent layers (default 1)")
+    t.add_argument("--dropout", type=_probability, metavar="P", help="dropout between stacked layers (default 0)")
+    t.add_argument("--embed", type=_nonneg_int, metavar="E",
+                   help="token tasks: embedding size (default 0: one-hot input)")
+    t.add_argument("--tbptt", type=_nonneg_int, metavar="N",
+                   help="truncated BPTT: one update per chunk of N steps, state carried (default 0: full BPTT)")
+    t.add_argument("--optimizer", choices=["adam", "sgd"], help="Adam (default) or SGD with --momentum")
+    t.add_argument("--momentum", type=_probability, metavar="M", help="SGD momentum (default 0.9)")
     t.add_argument("--iters", type=_positive_int, metavar="N", help="training iterations (msd-pair default 3000)")
     t.add_argument("--batch", type=_positive_int, metavar="B", help="sequences per iteration (default 32)")
     t.add_argument("--lr", type=_positive_float, metavar="X", help="peak learning rate of Adam")

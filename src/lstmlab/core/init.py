@@ -22,6 +22,7 @@ from .spec import CellSpec
 
 INIT_SCHEMES = ("uniform", "xavier")
 PEEPHOLE_INITS = ("small", "zero")
+GATES = "ifgo"
 
 
 def init_direction(kind: str, spec: CellSpec | None, input_size: int, H: int, layer: int,
@@ -98,3 +99,52 @@ def count_params(variant="lstm", input_size: int = 1, hidden_size: int = 1, num_
             per = n * (n + d) + (n if effective else 2 * n)
         total += per * dirs
     return total
+
+
+def apply_init_levers(layer, init_range: float | None = None, zero_bias: bool = False,
+                      gate_bias: dict | None = None) -> None:
+    """Recipe levers on a built LSTM layer's initial weights, in place, every layer and direction.
+
+    ``init_range = r``
+        rescales the uniform scheme's U(-1/sqrt(H), 1/sqrt(H)) weights and biases to U(-r, r)
+        (the paper's r = 0.1 in Gers et al. 2002) and sets the forget bias again afterwards;
+    ``zero_bias``
+        starts every bias at 0 except the forget gate's, so a cell stays quiet (c = h = 0) until
+        input arrives;
+    ``gate_bias = {"i": 0.0, "f": -2.0, "o": 2.0}``
+        sets the summed bias ``b_ih + b_hh`` of the named gate blocks (``b_ih = value``,
+        ``b_hh = 0``), for the gates the variant has.
+
+    GRU and RNN layers accept only the defaults (the levers are LSTM gate settings).
+    """
+    gate_bias = dict(gate_bias or {})
+    bad = set(gate_bias) - set(GATES)
+    if bad:
+        raise ValueError(f"gate_bias: keys must be among i, f, g, o; got {sorted(bad)}")
+    if init_range is not None and not init_range > 0:
+        raise ValueError(f"init_range: expected a positive number or None, got {init_range!r}")
+    if layer.kind != "lstm":
+        if init_range is not None or zero_bias or gate_bias:
+            raise ValueError(f"init_range, zero_bias, gate_bias: LSTM settings, not for {layer.kind}")
+        return
+    H = layer.hidden_size
+    forget_bias = layer.init_options["forget_bias"]
+    for k in range(layer.num_layers):
+        for d in range(layer.num_directions):
+            name = lambda base: layer._name(base, k, d)  # noqa: E731
+            if init_range is not None:              # U(-1/sqrt(H), 1/sqrt(H)) -> U(-r, r)
+                scale = init_range * np.sqrt(H) if layer.init_options["init"] == "uniform" else 1.0
+                for base in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                    layer.params[name(base)] *= scale
+                if forget_bias is not None:
+                    layer.params[name("bias_ih")][H:2 * H] = forget_bias
+            if zero_bias:
+                for base in ("bias_ih", "bias_hh"):
+                    f_block = layer.params[name(base)][H:2 * H].copy()
+                    layer.params[name(base)][...] = 0.0
+                    layer.params[name(base)][H:2 * H] = f_block
+            for gate, value in gate_bias.items():
+                j = GATES.index(gate)
+                if layer.spec.gate_used[j]:
+                    layer.params[name("bias_ih")][j * H:(j + 1) * H] = value
+                    layer.params[name("bias_hh")][j * H:(j + 1) * H] = 0.0

@@ -1,6 +1,6 @@
 """Saving and loading arrays and models: the safetensors format, written atomically, no pickle.
 
-File layout (the safetensors format, readable by the ``safetensors`` package)::
+The files are written and read by the ``safetensors`` package; their layout::
 
     8 bytes   little-endian u64 N: length of the header
     N bytes   JSON header: {name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}}
@@ -17,17 +17,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import struct
 import tempfile
 
 import numpy as np
 
-__all__ = ["save_arrays", "load_arrays", "save", "load", "atomic_write_bytes", "atomic_write_json"]
-
-_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64,
-           "I32": np.int32, "U8": np.uint8, "BOOL": np.bool_}
-_CODES = {np.dtype(v): k for k, v in _DTYPES.items()}
-_MAX_HEADER = 100 * 1024 * 1024
+__all__ = ["save_arrays", "load_arrays", "load_into", "save", "load", "atomic_write_bytes",
+           "atomic_write_json"]
 
 
 def atomic_write_bytes(path: str | os.PathLike, chunks) -> None:
@@ -66,59 +61,74 @@ def _digest(config_json: str, names, arrays) -> str:
 
 
 def save_arrays(path, arrays: dict[str, np.ndarray], config: dict | None = None) -> None:
-    """Save named arrays and a JSON-able config to one safetensors file, atomically."""
+    """Save named arrays and a JSON-able config to one safetensors file, atomically.
+
+    The bytes are the ``safetensors`` package's (``safetensors.numpy.save``); lstmlab adds its
+    config and checksum to the file's metadata and writes it through :func:`atomic_write_bytes`.
+    """
+    from safetensors.numpy import save as st_save
+
     names = sorted(arrays)
-    config_json = json.dumps(config or {}, sort_keys=True)
-    header, offset, blobs = {}, 0, []
+    tensors = {}
     for n in names:
-        a = np.asarray(arrays[n], order="C")
-        if a.dtype not in _CODES:
+        a = np.asarray(arrays[n], order="C")       # (ascontiguousarray makes 0-d arrays 1-d)
+        if a.dtype.kind not in "biuf":
             raise ValueError(f"arrays[{n!r}]: dtype {a.dtype} cannot be saved")
-        b = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
-        header[n] = {"dtype": _CODES[a.dtype], "shape": list(a.shape), "data_offsets": [offset, offset + len(b)]}
-        blobs.append(b)
-        offset += len(b)
-    header["__metadata__"] = {"lstmlab.config": config_json,
-                              "lstmlab.sha256": _digest(config_json, names, arrays)}
-    hb = json.dumps(header, separators=(",", ":")).encode()
-    hb += b" " * (-len(hb) % 8)
-    atomic_write_bytes(path, [struct.pack("<Q", len(hb)), hb, *blobs])
+        tensors[n] = a
+    config_json = json.dumps(config or {}, sort_keys=True)
+    meta = {"lstmlab.config": config_json, "lstmlab.sha256": _digest(config_json, names, tensors)}
+    atomic_write_bytes(path, [st_save(tensors, metadata=meta)])
 
 
-def load_arrays(path) -> tuple[dict[str, np.ndarray], dict]:
+def load_arrays(path, plain: bool = False) -> tuple[dict[str, np.ndarray], dict]:
     """Load what :func:`save_arrays` wrote; returns (arrays, config). Raises ValueError when the
-    file is truncated, malformed or does not match its checksum."""
+    file is truncated, malformed or does not match its checksum.
+
+    With ``plain=True`` a safetensors file without lstmlab's metadata (written by another tool,
+    e.g. ``safetensors.torch.save_file(module.state_dict(), path)``) loads too, with config
+    ``{}`` and no checksum to verify.
+    """
+    from safetensors import safe_open
+
     path = os.fspath(path)
-    with open(path, "rb") as f:
-        data = f.read()
-    bad = f"{path}: not a valid lstmlab safetensors file"
-    if len(data) < 8:
-        raise ValueError(f"{bad} (truncated: {len(data)} bytes)")
-    (n,) = struct.unpack("<Q", data[:8])
-    if n > _MAX_HEADER or 8 + n > len(data):
-        raise ValueError(f"{bad} (truncated or corrupt header)")
+    bad = f"{path}: not a valid safetensors file"
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: no such file")
     try:
-        header = json.loads(data[8:8 + n])
-        meta = header.pop("__metadata__")
+        with safe_open(path, framework="numpy") as f:
+            meta = f.metadata() or {}
+            arrays = {k: np.array(f.get_tensor(k)) for k in f.keys()}
+    except Exception as e:      # the package's SafetensorError and friends: truncated, malformed
+        raise ValueError(f"{bad} ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    if "lstmlab.sha256" not in meta:
+        if plain:
+            return arrays, {}
+        raise ValueError(f"{bad} for lstmlab (missing lstmlab metadata; load_arrays(path, plain=True) "
+                         "reads files of other tools)")
+    try:
         config_json, digest = meta["lstmlab.config"], meta["lstmlab.sha256"]
         config = json.loads(config_json)
     except (ValueError, KeyError, TypeError):
-        raise ValueError(f"{bad} (unreadable header or missing lstmlab metadata)") from None
-    body = memoryview(data)[8 + n:]
-    arrays = {}
-    for name, info in header.items():
-        try:
-            dtype = np.dtype(_DTYPES[info["dtype"]]).newbyteorder("<")
-            begin, end = info["data_offsets"]
-            shape = tuple(info["shape"])
-        except (KeyError, TypeError, ValueError):
-            raise ValueError(f"{bad} (bad entry for {name!r})") from None
-        if not (0 <= begin <= end <= len(body)) or end - begin != dtype.itemsize * int(np.prod(shape)):
-            raise ValueError(f"{bad} (array {name!r} lies outside the file: truncated?)")
-        arrays[name] = np.frombuffer(body[begin:end], dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+        raise ValueError(f"{bad} (unreadable lstmlab metadata)") from None
     if _digest(config_json, sorted(arrays), arrays) != digest:
         raise ValueError(f"{path}: checksum mismatch: the file was modified or damaged")
     return arrays, config
+
+
+def load_into(module, path) -> None:
+    """Copy the arrays of a safetensors file into ``module.params`` (an ``LSTM``, ``GRU``,
+    ``RNN``, ``Dense`` ...), in place. The file may come from another tool: a PyTorch
+    ``nn.LSTM`` state dict saved with ``safetensors.torch.save_file`` has the same names and
+    shapes. Names and shapes must match exactly; values are cast to the module's dtype."""
+    arrays, _ = load_arrays(path, plain=True)
+    if set(arrays) != set(module.params):
+        raise ValueError(f"{path}: arrays {sorted(set(arrays) ^ set(module.params))} do not match "
+                         f"the module's parameters")
+    for k, v in arrays.items():
+        if v.shape != module.params[k].shape:
+            raise ValueError(f"{path}: array {k!r} has shape {v.shape}, expected {module.params[k].shape}")
+    for k, v in arrays.items():
+        module.params[k][...] = v
 
 
 def save(module, path) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["mse_loss", "softmax_cross_entropy"]
+__all__ = ["mse_loss", "softmax_cross_entropy", "bernoulli_nll", "LOSSES"]
 
 
 def _mask_weights(mask, shape_TB, dtype):
@@ -57,3 +57,30 @@ def softmax_cross_entropy(logits, targets, mask=None):
     d = np.exp(logp)
     np.put_along_axis(d, targets[:, :, None], np.take_along_axis(d, targets[:, :, None], 2) - 1.0, 2)
     return float(-(picked * m).sum() / n), d * (m / n)[:, :, None]
+
+
+def bernoulli_nll(logits, targets, mask=None):
+    """Negative log-likelihood of multi-hot targets under independent Bernoulli outputs.
+
+    ``p = sigmoid(logits)``; per step the NLL sums over the K units,
+    ``l[t,b] = -sum_k y log p + (1 - y) log(1 - p)``, and the loss is its mean over counted
+    steps, ``L = sum m l / sum m`` (the frame-level NLL of polyphonic-music benchmarks).
+    Computed stably as ``softplus(z) - y z``; ``dlogits = m (sigmoid(z) - y) / sum m``.
+    logits and targets (T, B, K), targets in [0, 1]; mask (T, B) or None.
+    """
+    logits = np.asarray(logits)
+    targets = np.asarray(targets, dtype=logits.dtype)
+    if logits.ndim != 3 or targets.shape != logits.shape:
+        raise ValueError(f"targets: expected shape {logits.shape} (T, B, K) like logits, got {targets.shape}")
+    if targets.size and (targets.min() < 0 or targets.max() > 1):
+        raise ValueError("targets: expected values in [0, 1]")
+    m = _mask_weights(mask, logits.shape[:2], logits.dtype)                        # (T, B)
+    softplus = np.logaddexp(0.0, logits)                                           # log(1 + e^z)
+    per_step = (softplus - targets * logits).sum(axis=2)                           # (T, B)
+    n = m.sum()
+    sig = 0.5 * (1.0 + np.tanh(0.5 * logits))                                      # stable sigmoid
+    return float((per_step * m).sum() / n), (sig - targets) * (m / n)[:, :, None]
+
+
+#: Loss name (as a task declares it) -> function(pred, target, mask) -> (loss, dpred).
+LOSSES = {"mse": mse_loss, "softmax_ce": softmax_cross_entropy, "bernoulli_nll": bernoulli_nll}

@@ -1,8 +1,11 @@
 """Tasks: data generators and metrics, pure NumPy, independent of the model code.
 
-Every task is a frozen dataclass with ``input_size``, ``output_size`` and ``T``, a
-``sample(batch, rng) -> Batch`` method and an ``evaluate(pred, batch) -> dict[str, float]`` method
-whose result always holds ``mse`` and ``solve_rate``. Build one by name with :func:`make_task`;
+Every task is a frozen dataclass with ``input_size``, ``output_size``, a
+``sample(batch, rng) -> Batch`` method and an ``evaluate(pred, batch) -> dict[str, float]``
+method, and declares what the training loop needs: its ``loss`` (``mse``, ``softmax_ce``,
+``bernoulli_nll``), its ``headline`` metric and whether that is maximised, and whether its
+input is ``tokens`` (integer ids) or real values. Timing tasks (:mod:`.timing`): msd-pair, msd,
+gts, pfg; long time lags (:mod:`.longrange`): adding, copy. Build one by name with :func:`make_task`;
 :data:`TASKS` maps the names to the classes.
 
 >>> import numpy as np
@@ -14,7 +17,24 @@ whose result always holds ``mse`` and ``solve_rate``. Build one by name with :fu
 >>> task.evaluate(batch.y, batch)["solve_rate"]
 1.0
 """
-from . import timing
-from .timing import *  # noqa: F401,F403  (the public names are timing.__all__)
+from typing import Any
 
-__all__ = list(timing.__all__)
+from . import longrange, timing
+from .longrange import *  # noqa: F401,F403
+from .timing import *  # noqa: F401,F403  (the public names are timing.__all__)
+from .timing import TASKS as TIMING_TASKS
+
+#: Every task by registry name.
+TASKS = {**TIMING_TASKS, **longrange.LONG_RANGE_TASKS}
+
+
+def make_task(name: str, **kwargs: Any):
+    """Build a task by registry name (see :data:`TASKS`); its keyword arguments are the task's
+    fields (``make_task("msd-pair", T=600, scale_intervals=True)`` scales the D range with T).
+    Unknown names or arguments raise ``ValueError``."""
+    if name not in TASKS:
+        raise ValueError(f"name: expected one of {', '.join(TASKS)}, got {name!r}")
+    return TASKS[name].create(**kwargs)
+
+
+__all__ = list(timing.__all__) + list(longrange.__all__)

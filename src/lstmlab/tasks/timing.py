@@ -95,6 +95,12 @@ class _Task:
     """Behaviour shared by the task dataclasses (they define ``T``, ``sample`` and ``evaluate``)."""
 
     name: ClassVar[str] = ""
+    #: What the training loop reads: the loss (a key of ``lstmlab.core.losses.LOSSES``), the
+    #: headline metric (a key of ``evaluate``'s result) and its direction, and the input kind.
+    loss: ClassVar[str] = "mse"
+    headline: ClassVar[str] = "solve_rate"
+    maximize: ClassVar[bool] = True
+    tokens: ClassVar[bool] = False
 
     @property
     def input_size(self) -> int:
@@ -358,6 +364,11 @@ class MSDPair(_Task):
             raise ValueError(
                 f"D_max: the answer t1 + 2*D must fit in T = {T} steps, so 2*D_max <= T - 1 = "
                 f"{T - 1}; got D_max = {D_max}")
+        if T - 2 * D_min < 2 or D_min < 2:
+            raise ValueError(
+                f"T: with T = {T} and D in [{D_min}, {D_max}] the task is degenerate (the answer "
+                f"step is fixed or follows the second spike at once, so no timing is needed); "
+                f"use T >= {max(2 * D_min + 2, 6)} and D_min >= 2")
         object.__setattr__(self, "T", T)
         object.__setattr__(self, "D_min", D_min)
         object.__setattr__(self, "D_max", D_max)

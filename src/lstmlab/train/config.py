@@ -20,17 +20,26 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["TrainConfig", "TRAIN_STREAM", "TEST_STREAM", "LR_SCHEDULES", "train_rng", "test_rng"]
+from ..core.init import GATES
+
+__all__ = ["TrainConfig", "TRAIN_STREAM", "TEST_STREAM", "LR_SCHEDULES", "train_rng", "test_rng",
+           "dropout_rng"]
 
 TRAIN_STREAM = 1
 TEST_STREAM = 2
+DROPOUT_STREAM = 3
 LR_SCHEDULES = ("constant", "step", "cosine")
-GATES = "ifgo"
+OPTIMIZERS = ("adam", "sgd")
 
 
 def train_rng(seed: int, it: int) -> np.random.Generator:
     """The generator of training batch ``it`` (0-based) of a run with ``seed``."""
     return np.random.default_rng([seed, TRAIN_STREAM, it])
+
+
+def dropout_rng(seed: int, it: int) -> np.random.Generator:
+    """The generator of the dropout masks of training iteration ``it``."""
+    return np.random.default_rng([seed, DROPOUT_STREAM, it])
 
 
 def test_rng(seed: int) -> np.random.Generator:
@@ -46,9 +55,11 @@ class TrainConfig:
         ``task`` (registry name of :mod:`lstmlab.tasks`), ``task_args`` (its keyword arguments,
         e.g. ``{"T": 150, "D_min": 30, "D_max": 60}``), ``test_task_args`` (overrides for the
         test set only, e.g. a longer stream with ``required=1000`` as in the paper).
-    Model
-        A recurrent layer of ``hidden`` units with cell ``variant`` (a preset name, or a dict
-        of :class:`lstmlab.CellSpec` fields such as identity squashing) and a linear readout.
+    Model (:class:`lstmlab.train.SeqModel`)
+        ``layers`` stacked recurrent layers of ``hidden`` units with cell ``variant`` (a preset
+        name, ``gru``, ``rnn``, or a dict of :class:`lstmlab.CellSpec` fields), ``dropout``
+        between them, and a linear readout; for token tasks the ids are one-hot encoded, or
+        embedded in ``embed`` dimensions when ``embed > 0``.
         ``init``, ``forget_bias``, ``peephole_init`` go to ``ll.LSTM``; ``init_range`` rescales
         the recurrent layer's uniform weights and biases to U(-r, r) (the paper's 0.1);
         ``zero_bias`` starts every LSTM bias at 0 but the forget gate's (a quiet cell until
@@ -57,7 +68,10 @@ class TrainConfig:
         ``i f g o``) after initialisation; ``readout_bias`` sets the readout's bias; ``input_scale`` is a fixed gain on the input
         (part of the model, the data are unchanged).
     Optimisation
-        Adam (``lr``, ``betas``, ``eps``) on the per-step MSE, global-norm clipping at ``clip``
+        ``optimizer`` Adam (``lr``, ``betas``, ``eps``) or SGD with ``momentum``, on the loss
+        the task declares (per-step MSE, softmax cross-entropy or Bernoulli NLL);
+        ``tbptt = N > 0`` cuts each batch into chunks of N steps, one update per chunk, the
+        state carried (not differentiated) from chunk to chunk; global-norm clipping at ``clip``
         (0 disables), learning rate ``schedule``: ``constant``, ``step`` (times ``lr_gamma``
         every ``lr_step`` iterations) or ``cosine`` (from ``lr`` to ``lr * lr_min_frac``),
         after ``warmup`` iterations of linear warm-up.
@@ -71,6 +85,9 @@ class TrainConfig:
     test_task_args: dict = field(default_factory=dict)
     variant: str | dict = "peephole"
     hidden: int = 8
+    layers: int = 1
+    dropout: float = 0.0
+    embed: int = 0
     seed: int = 0
     iters: int = 3000
     batch: int = 32
@@ -81,6 +98,9 @@ class TrainConfig:
     lr_min_frac: float = 0.0
     warmup: int = 0
     clip: float = 1.0
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    tbptt: int = 0
     betas: tuple = (0.9, 0.999)
     eps: float = 1e-8
     init: str = "uniform"
@@ -110,9 +130,9 @@ class TrainConfig:
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
                 raise ValueError(f"{name}: expected an integer >= {minimum}, got {v!r}")
 
-        for n in ("hidden", "iters", "batch", "eval_size"):
+        for n in ("hidden", "iters", "batch", "eval_size", "layers"):
             pos_int(n)
-        for n in ("seed", "lr_step", "warmup", "eval_every", "checkpoint_every"):
+        for n in ("seed", "lr_step", "warmup", "eval_every", "checkpoint_every", "embed", "tbptt"):
             pos_int(n, 0)
         if self.lr_step < 1:
             raise ValueError(f"lr_step: expected an integer >= 1, got {self.lr_step!r}")
@@ -122,6 +142,12 @@ class TrainConfig:
             raise ValueError(f"schedule: expected one of {', '.join(LR_SCHEDULES)}, got {self.schedule!r}")
         if not (isinstance(self.clip, (int, float)) and self.clip >= 0):
             raise ValueError(f"clip: expected a number >= 0 (0 disables clipping), got {self.clip!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if not (isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1):
+            raise ValueError(f"momentum: expected a number in [0, 1), got {self.momentum!r}")
+        if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
+            raise ValueError(f"dropout: expected a probability in [0, 1), got {self.dropout!r}")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"betas: expected two numbers in [0, 1), got {self.betas!r}")
         if not isinstance(self.task_args, dict) or not isinstance(self.test_task_args, dict):
@@ -141,6 +167,8 @@ class TrainConfig:
         from ..tasks import TASKS
         if self.task not in TASKS:
             raise ValueError(f"task: expected one of {', '.join(TASKS)}, got {self.task!r}")
+        self.make_task()                     # the task's own checks (degenerate settings too)
+        self.make_task(test=True)
         return self
 
     # -- derived ------------------------------------------------------------------------------

@@ -23,20 +23,79 @@ import time
 import numpy as np
 
 from ..core.io import atomic_write_bytes, atomic_write_json, load_arrays, save_arrays
-from ..core.losses import mse_loss
-from ..core.optim import Adam, clip_global_norm
-from .config import TrainConfig, test_rng, train_rng
+from ..core.losses import LOSSES
+from ..core.optim import SGD, Adam, clip_global_norm
+from .config import TrainConfig, dropout_rng, test_rng, train_rng
 from .model import SeqModel
 from .progress import Progress, show_progress
 
-__all__ = ["train", "TrainingDiverged", "evaluate", "load_run", "CHECKPOINT", "WEIGHTS"]
+__all__ = ["train", "TrainingDiverged", "evaluate", "load_run", "build_model", "headline",
+           "CHECKPOINT", "WEIGHTS"]
 
+#: Test metrics that, when NaN or infinite, mean the run has diverged.
+LOSS_METRICS = ("mse", "xent", "nll", "train_loss")
 CHECKPOINT = "checkpoint.safetensors"
 WEIGHTS = "weights.safetensors"
 
 
 class TrainingDiverged(RuntimeError):
     """Raised when the loss or the weights become NaN or infinite."""
+
+
+def headline(task) -> tuple[str, bool]:
+    """The task's headline metric and whether larger is better (``("solve_rate", True)``)."""
+    return task.headline, task.maximize
+
+
+def build_model(cfg: TrainConfig, task) -> SeqModel:
+    """The model ``cfg`` describes, sized for ``task`` (its input and output sizes, token input)."""
+    return SeqModel(cfg, task.input_size, task.output_size, tokens=task.tokens)
+
+
+def _optimizer(cfg: TrainConfig, params):
+    if cfg.optimizer == "sgd":
+        return SGD(params, lr=cfg.lr, momentum=cfg.momentum)
+    return Adam(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+
+
+def _chunks(T: int, tbptt: int) -> list[tuple[int, int]]:
+    """Step ranges of the truncated-BPTT chunks of a T-step batch (one chunk without tbptt)."""
+    if not tbptt or tbptt >= T:
+        return [(0, T)]
+    return [(s, min(s + tbptt, T)) for s in range(0, T, tbptt)]
+
+
+def _train_step(model, loss_fn, opt, cfg, batch, it):
+    """One iteration on ``batch``: forward, loss, backward, clip, update, once per chunk of
+    ``cfg.tbptt`` steps with the state carried between chunks; returns (mean loss, mean
+    gradient norm) or raises _NonFinite."""
+    rng = dropout_rng(cfg.seed, it) if cfg.dropout > 0 else None
+    state, losses, norms = None, [], []
+    for s, e in _chunks(batch.T, cfg.tbptt):
+        x, y, mask = batch.x[s:e], batch.y[s:e], batch.mask[s:e]
+        pred, state_n, cache = model.forward(x, state, training=True, rng=rng)   # (t, B, K)
+        state = state_n                          # fresh arrays: the next chunk starts from them
+        if not mask.any():                       # nothing to learn here: carry the state on
+            continue
+        loss, dpred = loss_fn(pred, y, mask)
+        if not (math.isfinite(loss) and np.isfinite(dpred).all()):
+            raise _NonFinite(loss)
+        grads = model.backward(dpred, cache)
+        gnorm = clip_global_norm(grads, cfg.clip) if cfg.clip > 0 else \
+            float(np.sqrt(sum(float((g * g).sum()) for g in grads.values())))
+        if not math.isfinite(gnorm):
+            raise _NonFinite(gnorm)
+        opt.step(grads)
+        losses.append(loss)
+        norms.append(gnorm)
+    if not losses:
+        raise ValueError("task: a training batch has no step with a target (its mask is all False)")
+    return float(np.mean(losses)) if len(losses) > 1 else losses[0], \
+        float(np.mean(norms)) if len(norms) > 1 else norms[0]
+
+
+class _NonFinite(Exception):
+    """A loss or gradient norm that is NaN or infinite (the value is the argument)."""
 
 
 def evaluate(model: SeqModel, task, batch) -> dict:
@@ -97,8 +156,10 @@ def train(cfg: TrainConfig, out_dir=None, *, resume: bool = False, quiet: bool =
     """
     cfg.validate()
     task, test_task = cfg.make_task(), cfg.make_task(test=True)
-    model = SeqModel(cfg, task.input_size, task.output_size)
-    opt = Adam(model.params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+    model = build_model(cfg, task)
+    opt = _optimizer(cfg, model.params)
+    loss_fn = LOSSES[task.loss]
+    key, maximize = headline(task)
     test_batch = test_task.sample(cfg.eval_size, test_rng(cfg.seed))
 
     ckpt = metrics_path = None
@@ -142,16 +203,10 @@ def train(cfg: TrainConfig, out_dir=None, *, resume: bool = False, quiet: bool =
             opt.lr = cfg.lr_at(it)
             batch = task.sample(cfg.batch, train_rng(cfg.seed, it))
             with np.errstate(over="ignore", invalid="ignore"):
-                pred, cache = model.forward(batch.x)                      # (T, B, K)
-                loss, dpred = mse_loss(pred, batch.y, batch.mask)
-                if not (math.isfinite(loss) and np.isfinite(dpred).all()):
-                    _diverged(out_dir, cfg, it, loss, last_good, wall())
-                grads = model.backward(dpred, cache)
-                gnorm = clip_global_norm(grads, cfg.clip) if cfg.clip > 0 else \
-                    float(np.sqrt(sum(float((g * g).sum()) for g in grads.values())))
-                if not math.isfinite(gnorm):
-                    _diverged(out_dir, cfg, it, gnorm, last_good, wall())
-                opt.step(grads)
+                try:
+                    loss, gnorm = _train_step(model, loss_fn, opt, cfg, batch, it)
+                except _NonFinite as e:
+                    _diverged(out_dir, cfg, it, e.args[0], last_good, wall())
             loss_sum, gnorm_sum, n_sum = loss_sum + loss, gnorm_sum + gnorm, n_sum + 1
             done = it + 1
             if done % max(cfg.eval_every, 1) == 0 or done == cfg.iters:
@@ -160,12 +215,12 @@ def train(cfg: TrainConfig, out_dir=None, *, resume: bool = False, quiet: bool =
                 last = {"iter": done, "lr": opt.lr, "train_loss": loss_sum / n_sum,
                         "grad_norm": gnorm_sum / n_sum, **evaluate(model, test_task, test_batch),
                         "wall_s": round(wall(), 3)}
-                if not math.isfinite(last["mse"]):
-                    _diverged(out_dir, cfg, it, last["mse"], last_good, wall())
+                if any(not math.isfinite(last[k]) for k in (key, *LOSS_METRICS) if k in last):
+                    _diverged(out_dir, cfg, it, last["train_loss"], last_good, wall())
                 log(last)
                 loss_sum, gnorm_sum, n_sum = 0.0, 0.0, 0
-                bar.update(done, f"loss {last['train_loss']:.2e} test mse {last['mse']:.2e} "
-                                 f"solve {last['solve_rate']:.3f}", force=True)
+                bar.update(done, f"loss {last['train_loss']:.2e} test {key} {last[key]:.4g}",
+                           force=True)
             else:
                 bar.update(done, f"loss {loss:.2e}")
             if ckpt is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0 \
@@ -177,7 +232,7 @@ def train(cfg: TrainConfig, out_dir=None, *, resume: bool = False, quiet: bool =
     if last is None:                                      # resumed a finished run
         last = {"iter": cfg.iters, **evaluate(model, test_task, test_batch), "wall_s": wall()}
     summary = {"status": "done", "task": cfg.task, "variant": cfg.variant_name, "seed": cfg.seed,
-               "iters": cfg.iters, "wall_s": round(wall(), 3),
+               "iters": cfg.iters, "wall_s": round(wall(), 3), "headline": key,
                **{k: v for k, v in last.items() if k not in ("iter", "wall_s")}}
     if out_dir is not None:
         _save_checkpoint(ckpt, model, opt, cfg, cfg.iters, wall())
@@ -215,7 +270,7 @@ def load_run(run_dir) -> dict:
         with open(sp) as f:
             summary = json.load(f)
     task = cfg.make_task()
-    model = SeqModel(cfg, task.input_size, task.output_size)
+    model = build_model(cfg, task)
     wp = os.path.join(run_dir, WEIGHTS)
     if os.path.exists(wp):
         arrays, _ = load_arrays(wp)

@@ -1,11 +1,16 @@
-"""A small sequence model: one recurrent layer and a linear readout at every step.
+"""The model of every experiment: an input stage, a stack of recurrent layers, a readout.
 
-    y, _, cache = rnn.forward(x)          # (T, B, H)
-    pred        = y W_out^T + b_out       # (T, B, K)
+    u    = x                      real-valued input (T, B, D)
+         | onehot(x)              token ids (T, B) -> (T, B, V)
+         | E[x]                   token ids (T, B) -> (T, B, E), a learned embedding
+    y, state_n, cache = rnn.forward(u, state)   # (T, B, dirs*H): ``layers`` stacked layers
+    pred = y W_out^T + b_out                     # (T, B, K): outputs, logits for the losses
+                                                 #   softmax_ce and bernoulli_nll
 
-Its ``params`` is one dict with prefixed names (``rnn.weight_ih_l0``, ..., ``out.weight``,
-``out.bias``) holding the layers' own arrays, so an optimiser that updates ``params`` in place
-updates the layers.
+Its ``params`` is one dict with prefixed names (``embed.weight``, ``rnn.weight_ih_l0``, ...,
+``out.weight``, ``out.bias``) holding the layers' own arrays, so an optimiser that updates
+``params`` in place updates the layers. The recipe levers (``init_range``, ``zero_bias``,
+``gate_bias``) are :func:`lstmlab.core.init.apply_init_levers`.
 """
 from __future__ import annotations
 
@@ -13,66 +18,82 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..core.dense import Dense
+from ..core.dense import Dense, Embedding
+from ..core.init import apply_init_levers
 from ..core.layers import GRU, LSTM, RNN
 from ..core.spec import CellSpec, resolve_spec
-from .config import GATES, TrainConfig
+from .config import TrainConfig
 
 __all__ = ["SeqModel"]
 
 
 class SeqModel:
-    def __init__(self, cfg: TrainConfig, input_size: int, output_size: int):
+    """``SeqModel(cfg, input_size, output_size, tokens=False)``; with ``tokens=True`` the input
+    is (T, B) integer ids in ``[0, input_size)``, one-hot encoded or embedded (``cfg.embed``)."""
+
+    def __init__(self, cfg: TrainConfig, input_size: int, output_size: int, tokens: bool = False):
         self.cfg = cfg
+        self.tokens = bool(tokens)
+        self.vocab = input_size if tokens else None
         dtype = np.dtype(cfg.dtype)
-        common = dict(seed=cfg.seed, dtype=dtype, init=cfg.init, backend=cfg.backend)
+        self.embed = None
+        rnn_in = input_size
+        if tokens and cfg.embed:
+            self.embed = Embedding(input_size, cfg.embed, dtype=dtype, seed=cfg.seed)
+            rnn_in = cfg.embed
+        common = dict(seed=cfg.seed, dtype=dtype, init=cfg.init, backend=cfg.backend,
+                      num_layers=cfg.layers, dropout=cfg.dropout)
         if cfg.variant in ("gru", "rnn"):
-            self.rnn = (GRU if cfg.variant == "gru" else RNN)(input_size, cfg.hidden, **common)
+            self.rnn = (GRU if cfg.variant == "gru" else RNN)(rnn_in, cfg.hidden, **common)
         else:
             variant = CellSpec.from_dict(cfg.variant) if isinstance(cfg.variant, dict) else cfg.variant
             if cfg.identity_squash:
                 variant = replace(resolve_spec(variant), input_activation=False, output_activation=False)
-            self.rnn = LSTM(input_size, cfg.hidden, variant=variant, forget_bias=cfg.forget_bias,
+            self.rnn = LSTM(rnn_in, cfg.hidden, variant=variant, forget_bias=cfg.forget_bias,
                             peephole_init=cfg.peephole_init, **common)
-            H = cfg.hidden
-            if cfg.init_range is not None:                     # U(-1/sqrt(H), 1/sqrt(H)) -> U(-r, r)
-                scale = cfg.init_range * np.sqrt(H) if cfg.init == "uniform" else 1.0
-                for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
-                    self.rnn.params[k] *= scale
-                if cfg.forget_bias is not None:
-                    self.rnn.params["bias_ih_l0"][H:2 * H] = cfg.forget_bias
-            if cfg.zero_bias:
-                for k in ("bias_ih_l0", "bias_hh_l0"):
-                    f_block = self.rnn.params[k][H:2 * H].copy()
-                    self.rnn.params[k][...] = 0.0
-                    self.rnn.params[k][H:2 * H] = f_block
-            for gate, value in cfg.gate_bias.items():        # the summed bias b_ih + b_hh of a gate
-                j = GATES.index(gate)
-                if self.rnn.spec.gate_used[j]:
-                    self.rnn.params["bias_ih_l0"][j * H:(j + 1) * H] = value
-                    self.rnn.params["bias_hh_l0"][j * H:(j + 1) * H] = 0.0
+        apply_init_levers(self.rnn, cfg.init_range, cfg.zero_bias, cfg.gate_bias)
         self.out = Dense(cfg.hidden, output_size, dtype=dtype, seed=cfg.seed)
         if cfg.readout_bias is not None:
             self.out.params["bias"][...] = cfg.readout_bias
         self.params: dict[str, np.ndarray] = {}
-        for prefix, layer in (("rnn", self.rnn), ("out", self.out)):
-            for k, v in layer.params.items():
+        for prefix, layer in (("embed", self.embed), ("rnn", self.rnn), ("out", self.out)):
+            for k, v in (layer.params.items() if layer is not None else ()):
                 self.params[f"{prefix}.{k}"] = v
 
-    def forward(self, x):
-        """x (T, B, D) -> pred (T, B, K) and the cache for :meth:`backward`."""
-        if self.cfg.input_scale != 1.0:
-            x = x * self.cfg.input_scale
-        y, _, rcache = self.rnn.forward(x)                   # (T, B, H)
-        pred, dcache = self.out.forward(y)                   # (T, B, K)
-        return pred, (rcache, dcache)
+    def initial_state(self, B: int):
+        """Zero state of the recurrent stack for B sequences (what ``forward`` uses for None)."""
+        shape = (self.rnn.num_layers * self.rnn.num_directions, B, self.rnn.hidden_size)
+        z = np.zeros(shape, dtype=self.rnn.dtype)
+        return (z, z.copy()) if self.rnn.kind == "lstm" else z
 
-    def backward(self, dpred, cache) -> dict[str, np.ndarray]:
-        """Gradients of every entry of ``params`` given d loss / d pred."""
-        rcache, dcache = cache
+    def _inputs(self, x):
+        """The recurrent stack's input (T, B, D) and the embedding's cache (or None)."""
+        if not self.tokens:
+            return (x * self.cfg.input_scale if self.cfg.input_scale != 1.0 else x), None
+        ids = np.asarray(x)
+        if self.embed is not None:
+            return self.embed.forward(ids)
+        if ids.dtype.kind not in "iu" or ids.min() < 0 or ids.max() >= self.vocab:
+            raise ValueError(f"x: expected token ids in [0, {self.vocab}), got {ids.dtype} "
+                             f"[{ids.min()}, {ids.max()}]")
+        return np.eye(self.vocab, dtype=self.rnn.dtype)[ids], None            # (T, B, V)
+
+    def forward(self, x, state=None, *, training: bool = False, rng=None):
+        """x (T, B, D) or ids (T, B) -> pred (T, B, K), the final state and the backward cache."""
+        u, ecache = self._inputs(x)
+        y, state_n, rcache = self.rnn.forward(u, state, training=training, rng=rng)  # (T, B, H)
+        pred, dcache = self.out.forward(y)                                         # (T, B, K)
+        return pred, state_n, (ecache, rcache, dcache)
+
+    def backward(self, dpred, cache, dstate=None) -> dict[str, np.ndarray]:
+        """Gradients of every entry of ``params`` given d loss / d pred (and d loss / d state_n)."""
+        ecache, rcache, dcache = cache
         dy, g_out = self.out.backward(dpred, dcache)
-        _, _, g_rnn = self.rnn.backward(dy, rcache, input_grad=False)      # x is data
-        grads = {f"rnn.{k}": v for k, v in g_rnn.items()}
+        du, _, g_rnn = self.rnn.backward(dy, rcache, dstate, input_grad=self.embed is not None)
+        grads = {}
+        if self.embed is not None:
+            grads.update({f"embed.{k}": v for k, v in self.embed.backward(du, ecache)[1].items()})
+        grads.update({f"rnn.{k}": v for k, v in g_rnn.items()})
         grads.update({f"out.{k}": v for k, v in g_out.items()})
         return grads
 
@@ -91,4 +112,7 @@ class SeqModel:
             self.params[k][...] = v
 
     def config(self) -> dict:
-        return {"rnn": self.rnn.config(), "out": self.out.config()}
+        layers = {"rnn": self.rnn.config(), "out": self.out.config()}
+        if self.embed is not None:
+            layers["embed"] = self.embed.config()
+        return layers

@@ -1,9 +1,8 @@
-"""A minimal progress bar on stderr: drawn only on a terminal, silent in CI or when quiet."""
+"""Progress bars on stderr (tqdm's): drawn only on a terminal, silent in CI or when quiet."""
 from __future__ import annotations
 
 import os
 import sys
-import time
 
 __all__ = ["Progress", "show_progress"]
 
@@ -20,39 +19,32 @@ def show_progress(quiet: bool = False, stream=None) -> bool:
 
 
 class Progress:
-    """``with Progress(total, label) as bar: bar.update(n, "loss 0.01")``; redraws at most 10x/s."""
+    """``with Progress(total, label) as bar: bar.update(n, "loss 0.01")``: a ``tqdm`` bar
+    (at most 10 redraws a second) when ``enabled``, nothing otherwise."""
 
     def __init__(self, total: int, label: str = "", enabled: bool = True, start: int = 0,
-                 stream=None, width: int = 28):
-        self.total, self.label, self.enabled = max(total, 1), label, enabled
-        self.n, self.width = start, width
-        self.stream = stream if stream is not None else sys.stderr
-        self.t0 = time.perf_counter()
-        self.n0 = start
-        self._last = 0.0
+                 stream=None):
+        self.n = start
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+            self.bar = tqdm(total=max(total, 1), initial=start, desc=label, mininterval=0.1,
+                            file=stream if stream is not None else sys.stderr,
+                            dynamic_ncols=True, leave=True)
 
     def update(self, n: int, note: str = "", force: bool = False) -> None:
+        """Move the bar to ``n`` done, with ``note`` after it (``force``: redraw now)."""
+        if self.bar is not None:
+            if note:
+                self.bar.set_postfix_str(note, refresh=False)
+            self.bar.update(n - self.n)
+            if force:
+                self.bar.refresh()
         self.n = n
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if not force and now - self._last < 0.1 and n < self.total:
-            return
-        self._last = now
-        frac = min(n / self.total, 1.0)
-        full = int(frac * self.width)
-        rate = (n - self.n0) / max(now - self.t0, 1e-9)
-        eta = (self.total - n) / rate if rate > 0 else float("nan")
-        bar = "#" * full + "-" * (self.width - full)
-        eta_s = f"{eta:5.0f}s" if eta == eta else "    ?s"
-        self.stream.write(f"\r{self.label} [{bar}] {n}/{self.total} eta {eta_s} {note}\033[K")
-        self.stream.flush()
 
     def close(self) -> None:
-        if self.enabled:
-            self.update(self.n, force=True)
-            self.stream.write("\n")
-            self.stream.flush()
+        if self.bar is not None:
+            self.bar.close()
 
     def __enter__(self):
         return self

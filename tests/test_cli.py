@@ -140,3 +140,31 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     mb = (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()
     strip = lambda lines: [{k: v for k, v in json.loads(x).items() if k != "wall_s"} for x in lines]  # noqa: E731
     assert strip(ma) == strip(mb)
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "msd-pair", "--T", "3"],                         # the answer step is fixed
+    ["train", "msd-pair", "--task-arg", "D_min=1", "--task-arg", "D_max=5"],
+    ["train", "copy", "--task-arg", "n_copy=0"],
+    ["train", "copy", "--dropout", "1.5"],
+    ["train", "adding", "--T", "2"],
+])
+def test_degenerate_or_bad_task_settings_are_one_line_exit_2(tmp_path, capsys, argv):
+    try:
+        rc = main([*argv, "--iters", "2", "--out", str(tmp_path / "x"), "--quiet"])
+    except SystemExit as e:                               # argparse's own errors
+        rc = e.code
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "error" in err and "Traceback" not in err, err
+    assert not (tmp_path / "x").exists()
+
+
+def test_train_a_token_task_with_the_new_model_options(tmp_path):
+    r = run("train", "copy", "--T", "4", "--task-arg", "n_copy=2", "--layers", "2", "--embed", "4",
+            "--hidden", "8", "--tbptt", "5", "--iters", "6", "--eval-every", "3", "--eval-size", "8",
+            "--backend", "reference", "--out", "cp", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "xent" in r.stdout and "baseline" in r.stdout
+    cfg = json.loads((tmp_path / "cp" / "config.json").read_text())
+    assert cfg["layers"] == 2 and cfg["embed"] == 4 and cfg["tbptt"] == 5

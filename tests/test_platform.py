@@ -114,3 +114,36 @@ def test_copy_task_layout_and_baseline():
 def test_degenerate_msd_pair_is_refused(args):
     with pytest.raises(ValueError, match="degenerate"):
         make_task("msd-pair", **args)
+
+
+@pytest.mark.parametrize("name,args", [("adding-1997", {"T": 100}), ("multiplication", {"T": 50})])
+def test_1997_adding_and_multiplication_layout(name, args):
+    task = make_task(name, **args)
+    b = task.sample(400, np.random.default_rng(1))
+    T = args["T"]
+    lengths = b.info["lengths"]
+    assert lengths.min() >= T and lengths.max() <= T + T // 10
+    assert (b.mask.sum(0) == 1).all() and (np.argmax(b.mask, 0) == lengths - 1).all()
+    marked = b.x[:, :, 1] == 1.0
+    assert (marked.sum(0) == 2).all() and (b.info["first"] < 10).all()
+    assert (b.info["second"] < T // 2 - 1).all()
+    v = b.x[:, :, 0]
+    cols = np.arange(400)
+    x1, x2 = v[b.info["first"], cols], v[b.info["second"], cols]
+    want = 0.5 + (x1 + x2) / 4 if name == "adding-1997" else x1 * x2
+    np.testing.assert_allclose(b.y[lengths - 1, cols, 0], want)
+    assert task.evaluate(b.y, b)["solve_rate"] == 1.0
+    assert task.evaluate(b.y + 0.05 * b.mask[:, :, None], b)["wrong"] == 400
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_temporal_order_classes(n):
+    task = make_task("temporal-order", n_relevant=n)
+    b = task.sample(300, np.random.default_rng(2))
+    cols = np.arange(300)
+    assert (b.x[0] == 6).all() and (b.x[b.info["lengths"] - 1, cols] == 7).all()
+    relevant = (b.x == 4) | (b.x == 5)
+    assert (relevant.sum(0) == n).all()
+    syms = np.array([b.x[relevant[:, j], j] - 4 for j in range(300)])      # (B, n) in order
+    assert (syms @ (2 ** np.arange(n)[::-1]) == b.info["label"]).all()
+    assert len(set(b.info["label"])) == 2 ** n

@@ -160,7 +160,7 @@ def _train_config(args):
             task_args = {"T": args.T, "scale_intervals": True}
         elif args.task in ("msd", "gts"):
             task_args["length"] = args.T
-        elif args.task in ("adding", "copy"):
+        elif args.task in ("adding", "copy", "adding-1997", "multiplication"):
             task_args["T"] = args.T
         else:
             raise ValueError("--T: pfg's length is n_periods * F; use --task-arg n_periods=N")
@@ -300,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--clip", type=float, metavar="X", help="global gradient-norm clip (0: none)")
     t.add_argument("--forget-bias", type=float, metavar="X", help="initial forget-gate bias")
     t.add_argument("--T", type=_positive_int, metavar="N",
-                   help="sequence length; for msd-pair the D range scales with T (D in [30, 60] * T/150)")
+                   help="sequence length; for msd-pair the D range scales with T (D in [30, 60] * T/150); for adding, adding-1997, multiplication, copy their T")
     t.add_argument("--task-arg", action="append", type=_task_arg, metavar="KEY=VALUE",
                    help="a task argument, e.g. D_min=20 or delays=[0,1] (repeatable)")
     t.add_argument("--eval-every", type=_positive_int, metavar="N", help="evaluate every N iterations")

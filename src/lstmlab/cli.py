@@ -219,6 +219,30 @@ def _cmd_reproduce(args) -> int:
     return 0
 
 
+def _cmd_sweep(args) -> int:
+    from .sweep import run_sweep
+
+    log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    rows = run_sweep(args.spec, db=args.db, out=args.out, jobs=args.jobs, ray=args.ray,
+                     quiet=args.quiet, log=log)
+    counts = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    print(f"sweep: {len(rows)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    return 0 if counts.get("done", 0) == len(rows) else 1
+
+
+def _cmd_results(args) -> int:
+    from .sweep.results import format_table, summarize, to_csv
+
+    if args.csv:
+        sys.stdout.write(to_csv(args.db, args.where))
+        return 0
+    s = summarize(args.db, args.where, args.group_by, args.metric, args.baseline)
+    print(format_table(s))
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (usage is left to --help)."""
 
@@ -314,6 +338,39 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue the killed run in --out from its checkpoint (bit-identical result)")
     t.add_argument("--quiet", action="store_true", help="no progress bar or messages, only the result line")
     t.set_defaults(func=_cmd_train)
+
+    w = sub.add_parser(
+        "sweep", help="run every config of a TOML sweep spec (grid, random search), results in SQLite",
+        description="Expand SPEC.toml ([base] config fields, a [grid] of lists crossed with each other, "
+                    "an optional [random] search of n draws from choice / uniform / log_uniform / "
+                    "int_uniform) into runs whose ids hash their configs, and train them on a local "
+                    "process pool (default) or a Ray cluster. Every run's config, status, final metrics "
+                    "and timing go to an SQLite database; rerunning the spec skips finished runs and "
+                    "resumes killed ones from their checkpoints. Exit code 1 if a run failed or diverged.")
+    w.add_argument("spec", metavar="SPEC.toml", help="the sweep spec")
+    w.add_argument("--db", metavar="FILE", help="results database (default OUT/results.sqlite)")
+    w.add_argument("--out", metavar="DIR", help="folder of the run folders OUT/<id> (default runs/<spec name>)")
+    w.add_argument("--jobs", type=_positive_int, metavar="N", help="parallel processes (default: all cores)")
+    w.add_argument("--ray", metavar="ADDRESS",
+                   help="run on Ray: 'local' starts an instance here, 'auto' joins this machine's cluster, "
+                        "or HOST:PORT (needs pip install 'lstmlab[ray]')")
+    w.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    w.set_defaults(func=_cmd_sweep)
+
+    q = sub.add_parser(
+        "results", help="summarise a sweep's results database: mean ± std per group, Welch t-tests",
+        description="Group the finished runs of a results database by a config field and print, per "
+                    "group, the mean ± std, min, max and count of a metric, with Welch's t-test of each "
+                    "group against a baseline group, as a Markdown table; --csv prints every run instead.")
+    q.add_argument("db", metavar="DB", help="the SQLite file written by lstmlab sweep")
+    q.add_argument("--where", action="append", metavar="KEY=VALUE",
+                   help="keep runs whose config field (dotted: task_args.T), status or metrics.X equals "
+                        "VALUE (repeatable)")
+    q.add_argument("--group-by", default="variant", metavar="FIELD", help="config field to group by (default variant)")
+    q.add_argument("--metric", metavar="M", help="metric to compare (default: the task's headline)")
+    q.add_argument("--baseline", metavar="GROUP", help="group the t-tests compare against (default: the first)")
+    q.add_argument("--csv", action="store_true", help="print every matching run as CSV instead")
+    q.set_defaults(func=_cmd_results)
 
     r = sub.add_parser(
         "reproduce", help="reproduce a paper's experiments (gers2002)",

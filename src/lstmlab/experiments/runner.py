@@ -71,34 +71,46 @@ def _run_one(job) -> dict:
     except TrainingDiverged as e:
         return {**base, "status": "diverged", "error": str(e), "mse": float("nan"),
                 "solve_rate": 0.0, "wall_s": time.perf_counter() - t0}
+    except Exception as e:          # a failed run is recorded; the sweep goes on
+        return {**base, "status": "failed", "error": f"{type(e).__name__}: {e}",
+                "wall_s": time.perf_counter() - t0}
     s.pop("params", None)
     return {**base, **s}
 
 
 def run_configs(jobs_list: list[tuple[str, TrainConfig]], jobs: int | None = None,
-                quiet: bool = False, label: str = "runs") -> list[dict]:
-    """Train every (run_dir, config) pair; ``jobs`` processes (default: all cores).
+                quiet: bool = False, label: str = "runs", on_result=None,
+                ray_address: str | None = None) -> list[dict]:
+    """Train every (run_dir, config) pair; ``jobs`` processes (default: all cores), or Ray
+    tasks on the cluster at ``ray_address`` (see :func:`lstmlab.sweep.ray_exec.connect`).
 
-    Returns one summary dict per run, in the order given.
+    ``on_result(i, summary)`` is called in this process as each run ends (the sweep's store
+    is written there, never by a worker). Returns one summary dict per run, in the order given.
     """
     jobs = default_jobs() if jobs is None else max(int(jobs), 1)
     finished = [_finished(d, c) for d, c in jobs_list]      # read once, for the warm-up and the runs
     work = [(d, c.to_dict(), f) for (d, c), f in zip(jobs_list, finished)]
     results: list[dict | None] = [None] * len(work)
     with Progress(len(work), label, enabled=show_progress(quiet)) as bar:
-        if jobs == 1 or len(work) == 1:
+        def done(i, r, n):
+            results[i] = r
+            if on_result is not None:
+                on_result(i, r)
+            bar.update(n, f"last: {_short(r)}", force=True)
+
+        if ray_address is not None:
+            from ..sweep.ray_exec import run_on_ray
+            for n, (i, r) in enumerate(run_on_ray(ray_address, _run_one, work, jobs), 1):
+                done(i, r, n)
+        elif jobs == 1 or len(work) == 1:
             for i, w in enumerate(work):
-                results[i] = _run_one(w)
-                bar.update(i + 1, f"last: {_short(results[i])}", force=True)
+                done(i, _run_one(w), i + 1)
         else:
             _compile_kernels([c for (_, c), f in zip(jobs_list, finished) if f is None], jobs)
             ctx = mp.get_context("fork") if hasattr(os, "fork") else mp.get_context()
             with ctx.Pool(min(jobs, len(work)), initializer=_worker_init) as pool:
-                done = 0
-                for i, r in pool.imap_unordered(_indexed, list(enumerate(work))):
-                    results[i] = r
-                    done += 1
-                    bar.update(done, f"last: {_short(r)}", force=True)
+                for n, (i, r) in enumerate(pool.imap_unordered(_indexed, list(enumerate(work))), 1):
+                    done(i, r, n)
     return results  # type: ignore[return-value]
 
 
@@ -137,4 +149,5 @@ def _indexed(iw):
 
 
 def _short(r: dict) -> str:
-    return f"{r['variant']} seed {r['seed']} solve {r.get('solve_rate', float('nan')):.3f}"
+    key = r.get("headline", "solve_rate")
+    return f"{r['variant']} seed {r['seed']} {key} {r.get(key, float('nan')):.4g}"

@@ -172,7 +172,7 @@ def train(cfg: TrainConfig, out_dir=None, *, resume: bool = False, quiet: bool =
             if not os.path.exists(ckpt):
                 raise ValueError(f"resume: no checkpoint in {out_dir}")
             start, wall_before, running = _load_checkpoint(ckpt, model, opt, cfg)
-            _truncate_metrics(metrics_path, start)
+            _truncate_metrics(metrics_path, start if start > 0 else -1)   # iter 0 is logged again
         else:
             if os.path.exists(metrics_path):
                 os.unlink(metrics_path)

@@ -114,3 +114,15 @@ def test_pool_has_the_kernels_compiled_before_its_workers_start(tmp_path, monkey
     (tmp_path / "e" / "summary.json").write_text(json.dumps({"status": "done"}))
     assert run(("e", large), ("f", small), ("g", small)) == [
         (["float64"], 2, ["adam", "lstm_bwd", "lstm_fwd", "proj"])]
+
+
+def test_the_shipped_gers2002_spec_is_the_recipe():
+    """`lstmlab reproduce gers2002` runs specs/gers2002.toml: its 20 runs are recipe_config's."""
+    from lstmlab.experiments import spec_path
+    from lstmlab.experiments.gers2002 import recipe_config
+    from lstmlab.sweep import expand, load_spec
+
+    runs = expand(load_spec(spec_path("gers2002")))
+    assert len(runs) == 20
+    want = {(v, s): recipe_config(v, s).to_dict() for v in ("peephole", "lstm") for s in range(10)}
+    assert {(c["variant"], c["seed"]): c for _, c in runs} == want

@@ -114,11 +114,11 @@ def test_bad_command_lines_are_one_line_exit_2(tmp_path, capsys):
 
 def test_sweep_stores_every_run_and_a_rerun_skips_them(tmp_path):
     spec = write_spec(tmp_path)
-    rows = run_sweep(spec, out=tmp_path / "out", jobs=2, quiet=True)
+    rows = run_sweep(spec, out=tmp_path / "out", jobs=1, quiet=True)
     assert [r["status"] for r in rows] == ["done"] * 4
     assert all("solve_rate" in r["metrics"] and r["wall_s"] > 0 for r in rows)
     assert all(os.path.isfile(os.path.join(r["run_dir"], "weights.safetensors")) for r in rows)
-    again = run_sweep(spec, out=tmp_path / "out", jobs=2, quiet=True)
+    again = run_sweep(spec, out=tmp_path / "out", jobs=1, quiet=True)
     assert [(r["started"], r["finished"]) for r in again] == [(r["started"], r["finished"]) for r in rows]
     db = tmp_path / "out" / "results.sqlite"
     assert sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -166,7 +166,7 @@ def test_kill_9_of_a_running_sweep_and_a_rerun_finish_every_run_once(tmp_path):
     con = sqlite3.connect(db)
     before = {i: f for i, s, f in con.execute("SELECT id, status, finished FROM runs") if s == "done"}
     con.close()
-    rows = run_sweep(spec, out=out, jobs=2, quiet=True)
+    rows = run_sweep(spec, out=out, jobs=1, quiet=True)      # in this process: no fork after threads
     assert len(rows) == 6 and all(r["status"] == "done" for r in rows)
     for r in rows:
         if r["id"] in before:                              # finished before the kill: not rerun
@@ -181,7 +181,10 @@ def test_kill_9_of_a_running_sweep_and_a_rerun_finish_every_run_once(tmp_path):
 def test_ray_local_gives_the_results_of_the_local_pool(tmp_path):
     pytest.importorskip("ray")
     spec = write_spec(tmp_path)
-    local = run_sweep(spec, out=tmp_path / "a", jobs=2, quiet=True)
+    env = {**os.environ, "PYTHONPATH": SRC}
+    subprocess.run([sys.executable, "-m", "lstmlab.cli", "sweep", str(spec), "--out",
+                    str(tmp_path / "a"), "--jobs", "2", "--quiet"], env=env, check=True)
+    local = run_sweep(spec, out=tmp_path / "a", quiet=True)       # all done: read back, none run
     on_ray = run_sweep(spec, out=tmp_path / "b", jobs=2, ray="local", quiet=True)
     assert [r["id"] for r in on_ray] == [r["id"] for r in local]
     for a, b in zip(local, on_ray):

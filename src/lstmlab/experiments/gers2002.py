@@ -20,8 +20,11 @@ import time
 import numpy as np
 
 from ..core.io import atomic_write_bytes, atomic_write_json
+from ..sweep.execute import check_out_dir, run_in_store
+from ..sweep.spec import expand, load_spec, run_id
 from ..train.config import TrainConfig
-from .runner import default_jobs, run_configs
+from . import spec_path
+from .runner import default_jobs
 
 __all__ = ["recipe_config", "npow_config", "paper_task_config", "reproduce", "NPOW", "PAPER",
            "RECIPES", "VARIANTS", "SWEEP_T", "write_report"]
@@ -124,6 +127,10 @@ def paper_task_config(task: str, variant: str, seed: int, iters: int = 1500, **o
 # --------------------------------------------------------------------------------------------
 
 
+def _variant_name(config: dict) -> str:
+    return config["variant"] if isinstance(config["variant"], str) else "custom"
+
+
 def _record(r: dict, experiment: str, T: int | None = None) -> dict:
     rec = {"task": r["task"], "variant": r["variant"], "seed": r["seed"],
            "test_mse": r.get("mse", float("nan")), "solve_rate": r.get("solve_rate", 0.0),
@@ -151,39 +158,40 @@ def reproduce(out: str, seeds=range(10), iters: int = 3000, jobs: int | None = N
     if not seeds:
         raise ValueError("seeds: expected at least one seed")
     jobs = default_jobs() if jobs is None else jobs
-    os.makedirs(out, exist_ok=True)
+    check_out_dir(out)
     t0 = time.perf_counter()
 
-    def main_dir(v, s, T=150):
-        return os.path.join(out, "runs", f"msd-pair-T{T}-{v}-s{s}")
-
-    work, tags = [], []
-    for s in seeds:
-        for v in VARIANTS:
-            work.append((main_dir(v, s), make(v, s, iters)))
-            tags.append(("main", 150))
+    # the main runs: the shipped spec (specs/gers2002.toml) with --seeds; other recipes or
+    # iteration counts from their config functions (the spec's expansion equals recipe_config)
+    if recipe == "ours" and iters == 3000:
+        spec = load_spec(spec_path("gers2002"))
+        spec["grid"]["seed"] = seeds
+        main_cfgs = [c for _, c in expand(spec)]
+    else:
+        main_cfgs = [make(v, s, iters).to_dict() for v in VARIANTS for s in seeds]
+    work = [(c, ("main", 150)) for c in main_cfgs]
     if sweep_T:
         for T in T_values:
             for s in (list(sweep_seeds) if sweep_seeds is not None else seeds):
                 for v in VARIANTS:
-                    it = sweep_iters or iters
-                    cfg = make(v, s, it, T=T)
-                    work.append((main_dir(v, s, T) if T != 150 or it != iters
-                                 else main_dir(v, s), cfg))
-                    tags.append(("sweep-T", T))
+                    work.append((make(v, s, sweep_iters or iters, T=T).to_dict(), ("sweep-T", T)))
     if paper_tasks:
         for task in PAPER_TASKS:
             for s in paper_seeds:
                 for v in VARIANTS:
-                    work.append((os.path.join(out, "runs", f"{task}-{v}-s{s}"),
-                                 paper_task_config(task, v, s, paper_iters)))
-                    tags.append(("paper-tasks", None))
-    unique: dict[str, TrainConfig] = {}
-    for d, c in work:                         # a sweep point may be a main run: train it once
-        unique.setdefault(d, c)
+                    work.append((paper_task_config(task, v, s, paper_iters).to_dict(),
+                                 ("paper-tasks", None)))
+    unique: dict[str, dict] = {}
+    for c, _ in work:                         # a sweep point may be a main run: train it once
+        unique.setdefault(run_id(c), c)
     log(f"gers2002: {len(unique)} runs on {jobs} process(es) into {out}")
-    done = dict(zip(unique, run_configs(list(unique.items()), jobs=jobs, quiet=quiet, label="gers2002")))
-    records = [_record(done[d], e, T) for (d, _), (e, T) in zip(work, tags)]
+    rows = run_in_store("gers2002", list(unique.items()), db=os.path.join(out, "results.sqlite"),
+                        out=os.path.join(out, "runs"), jobs=jobs, quiet=quiet)
+    done = {r["id"]: {**r["metrics"], "status": r["status"], "run_dir": r["run_dir"],
+                      "task": r["config"]["task"], "variant": _variant_name(r["config"]),
+                      "seed": r["config"]["seed"], "iters": r["config"]["iters"],
+                      "wall_s": r["wall_s"]} for r in rows}
+    records = [_record(done[run_id(c)], e, T) for c, (e, T) in work]
     atomic_write_json(os.path.join(out, "results.json"), records, sort_keys=False)
     figs = {}
     if figures:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import os
 
 
-from ..experiments.runner import run_configs
 from ..train.config import TrainConfig
 from .spec import expand, load_spec, parse_spec
 from .store import Store
 
-__all__ = ["run_sweep", "check_out_dir", "METRIC_SKIP"]
+__all__ = ["run_sweep", "run_in_store", "check_out_dir", "METRIC_SKIP"]
 
 #: Summary entries that are bookkeeping, not metrics.
 METRIC_SKIP = ("status", "task", "variant", "seed", "iters", "wall_s", "run_dir", "reused",
@@ -48,18 +47,28 @@ def run_sweep(spec, db=None, out=None, jobs: int | None = None, ray: str | None 
     if ray is not None:
         from .ray_exec import connect
         connect(ray, num_cpus=jobs)          # fail before anything is written
-    out = check_out_dir(out if out is not None else os.path.join("runs", spec["name"]))
+    out = out if out is not None else os.path.join("runs", spec["name"])
+    return run_in_store(spec["name"], expand(spec), db=db, out=out, jobs=jobs, ray=ray,
+                        quiet=quiet, log=log)
+
+
+def run_in_store(name: str, runs: list[tuple[str, dict]], db=None, out="runs", jobs=None,
+                 ray=None, quiet: bool = False, log=None) -> list[dict]:
+    """Run ``[(id, config dict), ...]`` as sweep ``name`` into ``OUT/<id>`` with the store at
+    ``db`` (default ``OUT/results.sqlite``); what :func:`run_sweep` does after expanding."""
+    from ..experiments.runner import run_configs    # (experiments imports this module)
+
+    out = check_out_dir(out)
     store = Store(db if db is not None else os.path.join(out, "results.sqlite"))
     try:
-        runs = expand(spec)
         ids = [rid for rid, _ in runs]
-        store.add(spec["name"], [(rid, cfg, os.path.join(out, rid)) for rid, cfg in runs])
+        store.add(name, [(rid, cfg, os.path.join(out, rid)) for rid, cfg in runs])
         rows = {r["id"]: r for r in store.rows(ids)}
         todo = [(rid, cfg) for rid, cfg in runs
                 if not (rows[rid]["status"] == "done"
                         and os.path.exists(os.path.join(rows[rid]["run_dir"], "summary.json")))]
         if log:
-            log(f"sweep {spec['name']}: {len(runs)} runs, {len(runs) - len(todo)} done, "
+            log(f"sweep {name}: {len(runs)} runs, {len(runs) - len(todo)} done, "
                 f"{len(todo)} to run" + (f" on Ray ({ray})" if ray else "") + f"; store {store.path}")
         if todo:
             store.mark_running([rid for rid, _ in todo])
@@ -70,7 +79,7 @@ def run_sweep(spec, db=None, out=None, jobs: int | None = None, ray: str | None 
                 store.finish(todo[i][0], status, metrics, r.get("wall_s"), r.get("error"))
 
             run_configs([(rows[rid]["run_dir"], TrainConfig.from_dict(cfg)) for rid, cfg in todo],
-                        jobs=jobs, quiet=quiet, label=f"sweep {spec['name']}", on_result=record,
+                        jobs=jobs, quiet=quiet, label=f"sweep {name}", on_result=record,
                         ray_address=ray)
         return store.rows(ids)
     finally:

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import math
+import warnings
 
 import numpy as np
 
@@ -93,7 +94,9 @@ def summarize(db, where=None, group_by: str = "variant", metric: str | None = No
         v = np.array(vals)
         p = None
         if name != baseline and len(v) > 1 and len(base) > 1:
-            t = stats.ttest_ind(v, base, equal_var=False)
+            with warnings.catch_warnings():           # near-constant groups: the p-value stands
+                warnings.simplefilter("ignore", RuntimeWarning)
+                t = stats.ttest_ind(v, base, equal_var=False)
             p = None if math.isnan(t.pvalue) else float(t.pvalue)
         out.append({"group": name, "n": len(v), "mean": float(v.mean()),
                     "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,

@@ -163,7 +163,8 @@ def _train_config(args):
         elif args.task in ("adding", "copy", "adding-1997", "multiplication"):
             task_args["T"] = args.T
         else:
-            raise ValueError("--T: pfg's length is n_periods * F; use --task-arg n_periods=N")
+            raise ValueError(f"--T: {args.task} has no length T (pfg: use --task-arg n_periods=N; "
+                             "temporal-order: its sequences are 100-110 steps)")
     for k, v in args.task_arg or []:
         if k in ("D_min", "D_max"):
             task_args.pop("scale_intervals", None)

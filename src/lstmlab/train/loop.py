@@ -29,8 +29,8 @@ from .config import TrainConfig, dropout_rng, test_rng, train_rng
 from .model import SeqModel
 from .progress import Progress, show_progress
 
-__all__ = ["train", "TrainingDiverged", "evaluate", "load_run", "build_model", "headline",
-           "CHECKPOINT", "WEIGHTS"]
+__all__ = ["train", "TrainingDiverged", "evaluate", "load_run", "build_model", "CHECKPOINT",
+           "WEIGHTS"]
 
 #: Test metrics that, when NaN or infinite, mean the run has diverged.
 LOSS_METRICS = ("mse", "xent", "nll", "train_loss")
@@ -40,11 +40,6 @@ WEIGHTS = "weights.safetensors"
 
 class TrainingDiverged(RuntimeError):
     """Raised when the loss or the weights become NaN or infinite."""
-
-
-def headline(task) -> tuple[str, bool]:
-    """The task's headline metric and whether larger is better (``("solve_rate", True)``)."""
-    return task.headline, task.maximize
 
 
 def build_model(cfg: TrainConfig, task) -> SeqModel:
@@ -90,8 +85,7 @@ def _train_step(model, loss_fn, opt, cfg, batch, it):
         norms.append(gnorm)
     if not losses:
         raise ValueError("task: a training batch has no step with a target (its mask is all False)")
-    return float(np.mean(losses)) if len(losses) > 1 else losses[0], \
-        float(np.mean(norms)) if len(norms) > 1 else norms[0]
+    return float(np.mean(losses)), float(np.mean(norms))
 
 
 class _NonFinite(Exception):
@@ -159,7 +153,7 @@ def train(cfg: TrainConfig, out_dir=None, *, resume: bool = False, quiet: bool =
     model = build_model(cfg, task)
     opt = _optimizer(cfg, model.params)
     loss_fn = LOSSES[task.loss]
-    key, maximize = headline(task)
+    key = task.headline                     # what the progress bar and the summary report
     test_batch = test_task.sample(cfg.eval_size, test_rng(cfg.seed))
 
     ckpt = metrics_path = None

@@ -295,7 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .tasks import TASKS
 
     t = sub.add_parser(
-        "train", help="train one model on a task (msd-pair, msd, gts, pfg, adding, copy)",
+        "train", help="train one model on a task (timing: msd-pair, msd, gts, pfg; long lags: adding, "
+                       "adding-1997, multiplication, temporal-order, copy)",
         description="Train one recurrent model on a task and write a run folder (config.json, "
                     "metrics.jsonl, checkpoint and weights in safetensors, summary.json). The task "
                     "decides the loss (MSE for the timing tasks and adding, softmax cross-entropy for "

@@ -21,7 +21,7 @@ import tempfile
 
 import numpy as np
 
-__all__ = ["save_arrays", "load_arrays", "load_into", "save", "load", "atomic_write_bytes",
+__all__ = ["save_arrays", "load_arrays", "load_into", "copy_params", "save", "load", "atomic_write_bytes",
            "atomic_write_json"]
 
 
@@ -121,14 +121,20 @@ def load_into(module, path) -> None:
     ``nn.LSTM`` state dict saved with ``safetensors.torch.save_file`` has the same names and
     shapes. Names and shapes must match exactly; values are cast to the module's dtype."""
     arrays, _ = load_arrays(path, plain=True)
-    if set(arrays) != set(module.params):
-        raise ValueError(f"{path}: arrays {sorted(set(arrays) ^ set(module.params))} do not match "
-                         f"the module's parameters")
+    copy_params(module.params, arrays, str(path))
+
+
+def copy_params(params: dict[str, np.ndarray], arrays: dict[str, np.ndarray], where: str) -> None:
+    """Copy ``arrays`` into the arrays of ``params`` in place (cast to their dtypes), after
+    checking that the names and shapes match exactly; errors start with ``where``."""
+    if set(arrays) != set(params):
+        raise ValueError(f"{where}: arrays {sorted(set(arrays) ^ set(params))} do not match "
+                         f"the parameters' names")
     for k, v in arrays.items():
-        if v.shape != module.params[k].shape:
-            raise ValueError(f"{path}: array {k!r} has shape {v.shape}, expected {module.params[k].shape}")
+        if v.shape != params[k].shape:
+            raise ValueError(f"{where}: array {k!r} has shape {v.shape}, expected {params[k].shape}")
     for k, v in arrays.items():
-        module.params[k][...] = v
+        params[k][...] = v
 
 
 def save(module, path) -> None:
@@ -153,10 +159,5 @@ def load(path):
     if cls in (layers.GRU, layers.RNN):
         cfg.pop("variant", None)
     module = cls(**cfg)
-    if set(arrays) != set(module.params):
-        raise ValueError(f"{path}: arrays {sorted(arrays)} do not match the config's {sorted(module.params)}")
-    for k, v in arrays.items():
-        if v.shape != module.params[k].shape:
-            raise ValueError(f"{path}: array {k!r} has shape {v.shape}, expected {module.params[k].shape}")
-        module.params[k] = np.ascontiguousarray(v, dtype=module.params[k].dtype)
+    copy_params(module.params, arrays, str(path))
     return module

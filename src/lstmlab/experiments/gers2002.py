@@ -127,10 +127,6 @@ def paper_task_config(task: str, variant: str, seed: int, iters: int = 1500, **o
 # --------------------------------------------------------------------------------------------
 
 
-def _variant_name(config: dict) -> str:
-    return config["variant"] if isinstance(config["variant"], str) else "custom"
-
-
 def _record(r: dict, experiment: str, T: int | None = None) -> dict:
     rec = {"task": r["task"], "variant": r["variant"], "seed": r["seed"],
            "test_mse": r.get("mse", float("nan")), "solve_rate": r.get("solve_rate", 0.0),
@@ -188,7 +184,7 @@ def reproduce(out: str, seeds=range(10), iters: int = 3000, jobs: int | None = N
     rows = run_in_store("gers2002", list(unique.items()), db=os.path.join(out, "results.sqlite"),
                         out=os.path.join(out, "runs"), jobs=jobs, quiet=quiet)
     done = {r["id"]: {**r["metrics"], "status": r["status"], "run_dir": r["run_dir"],
-                      "task": r["config"]["task"], "variant": _variant_name(r["config"]),
+                      "task": r["config"]["task"], "variant": TrainConfig.from_dict(r["config"]).variant_name,
                       "seed": r["config"]["seed"], "iters": r["config"]["iters"],
                       "wall_s": r["wall_s"]} for r in rows}
     records = [_record(done[run_id(c)], e, T) for c, (e, T) in work]

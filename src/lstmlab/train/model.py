@@ -20,6 +20,7 @@ import numpy as np
 
 from ..core.dense import Dense, Embedding
 from ..core.init import apply_init_levers
+from ..core.io import copy_params
 from ..core.layers import GRU, LSTM, RNN
 from ..core.spec import CellSpec, resolve_spec
 from .config import TrainConfig
@@ -104,12 +105,7 @@ class SeqModel:
 
     def load_params(self, arrays: dict[str, np.ndarray]) -> None:
         """Copy arrays into ``params`` in place; names and shapes must match exactly."""
-        if set(arrays) != set(self.params):
-            raise ValueError(f"weights: names {sorted(set(arrays) ^ set(self.params))} do not match the model")
-        for k, v in arrays.items():
-            if v.shape != self.params[k].shape:
-                raise ValueError(f"weights: {k!r} has shape {v.shape}, expected {self.params[k].shape}")
-            self.params[k][...] = v
+        copy_params(self.params, arrays, "weights")
 
     def config(self) -> dict:
         layers = {"rnn": self.rnn.config(), "out": self.out.config()}

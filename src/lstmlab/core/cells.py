@@ -29,6 +29,7 @@ __all__ = [
     "lstm_gate_rows",
     "gru_step_forward", "gru_step_backward", "gru_loop_forward", "gru_loop_backward",
     "rnn_step_forward", "rnn_step_backward", "rnn_loop_forward", "rnn_loop_backward",
+    "state_gradients",
 ]
 
 
@@ -404,3 +405,81 @@ def rnn_loop_backward(Hs, W_hh, mask, dY, dh_n):
         dxp[t], dh_prev = rnn_step_backward(m * dh, Hs[t], Hs[t + 1], W_hh, dW_hh)
         dh = dh_prev + (1 - m) * dh
     return dxp, dW_hh, dh
+
+
+# ----------------------------------------------------------------------------------------------
+# Per-step state gradients (what flows back through time), from any backward's dxp
+# ----------------------------------------------------------------------------------------------
+
+def state_gradients(kind: str, spec: CellSpec | None, loop: tuple, dxp, W_hh, peep, mask, dY,
+                    dfinal):
+    """The gradient of the loss with respect to the state carried out of every step.
+
+    ``dh[t] = dL/dh_t`` is the total derivative at h_t (through the output y_t and through every
+    later step); ``dc[t] = dL/dc_t`` is the derivative at the cell state carried into step t+1,
+    h_t held fixed: the gradient on the constant error carousel, and what ``dc0`` is for the
+    initial state. Both are rebuilt from the pre-activation gradients ``dxp`` that a loop
+    backward (reference or compiled) returned, one step at a time from the end::
+
+        dh_t      = dh^fut_t + m_t dY_t                       dh^fut_{T-1} = dh_n, dc^fut = dc_n
+        LSTM:     dc'_t  = (dc^fut_t + dh_t o_t s'(c_t) + dz_o,t w_co) [|c_t| < clip]
+                  dh^fut_{t-1} = dxp_t W_hh                   s = tanh (or identity), s' = 1 - s^2
+                  dc^fut_{t-1} = dc'_t f_t + dz_i,t w_ci + dz_f,t w_cf
+        GRU:      dh^fut_{t-1} = dh_t z_t + [dz_r, dz_z, dz_n r_t]_t W_hh
+        RNN:      dh^fut_{t-1} = dxp_t W_hh
+
+    and at a padded step (m_t = 0) both pass through unchanged.
+
+    Parameters
+    ----------
+    loop : what the loop forward returned ((Hs, Cs, G), (Hs, G, HPn) or (Hs,)); dxp : (T, B, G*H)
+    from the loop backward; dY : (T, B, H); dfinal : [dh_n] or [dh_n, dc_n], each (B, H).
+
+    Returns
+    -------
+    ``{"h": (T, B, H)}`` and for LSTM ``"c"`` as well, in processing order, zero at padded steps.
+    """
+    T, B, H = dY.shape
+    dt = dY.dtype
+    fut_h = np.array(dfinal[0], dtype=dt)
+    fut_c = np.array(dfinal[1], dtype=dt) if kind == "lstm" else None
+    out_h = np.zeros((T, B, H), dtype=dt)
+    out_c = np.zeros((T, B, H), dtype=dt) if kind == "lstm" else None
+    if kind == "lstm":
+        Cs, G = loop[1], lstm_gate_rows(loop[2])                         # G: (T, B, 4H)
+    elif kind == "gru":
+        G = loop[1]                                                        # (T, B, 3H)
+    for t in range(T - 1, -1, -1):
+        m = np.ones((B, 1), dtype=dt) if mask is None else mask[t][:, None]
+        dh = fut_h + m * dY[t]
+        out_h[t] = m * dh
+        da = dxp[t]
+        if kind == "lstm":
+            out_c[t] = m * fut_c
+            c = Cs[t + 1]
+            i, f, o = G[t, :, :H], G[t, :, H:2 * H], G[t, :, 3 * H:]
+            if not spec.output_gate:
+                o = np.ones_like(c)
+            if spec.coupled:
+                f = 1.0 - i
+            elif not spec.forget_gate:
+                f = np.ones_like(c)
+            s = np.tanh(c) if spec.output_activation else c
+            dcn = fut_c + dh * o * ((1.0 - s * s) if spec.output_activation else 1.0)
+            if spec.peephole:
+                dcn = dcn + da[:, 3 * H:] * peep[2]
+            if spec.cell_clip is not None:
+                dcn = dcn * (np.abs(c) < spec.cell_clip)
+            prev_c = dcn * f
+            if spec.peephole:
+                prev_c = prev_c + da[:, :H] * peep[0] + da[:, H:2 * H] * peep[1]
+            fut_c = m * prev_c + (1 - m) * fut_c
+            prev_h = da @ W_hh
+        elif kind == "gru":
+            r, z = G[t, :, :H], G[t, :, H:2 * H]
+            dhp = np.concatenate([da[:, :2 * H], da[:, 2 * H:] * r], axis=1)   # (B, 3H)
+            prev_h = dh * z + dhp @ W_hh
+        else:
+            prev_h = da @ W_hh
+        fut_h = m * prev_h + (1 - m) * dh
+    return {"h": out_h} if kind != "lstm" else {"h": out_h, "c": out_c}

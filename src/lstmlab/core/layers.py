@@ -288,7 +288,8 @@ class _Recurrent:
         return p
 
     # -- backward ------------------------------------------------------------------------------
-    def backward(self, dy, cache: SequenceCache, dstate=None, *, input_grad: bool = True):
+    def backward(self, dy, cache: SequenceCache, dstate=None, *, input_grad: bool = True,
+                 return_internals: bool = False):
         """Backpropagation through time.
 
         Parameters
@@ -299,11 +300,17 @@ class _Recurrent:
         input_grad : False skips ``dx`` (returned as None), as PyTorch does for an input that
             does not require grad: the first layer of a model never needs the gradient of its
             data, and ``dx = dxp W_ih`` is one of the largest products of the backward pass.
+        return_internals : also return the per-step state gradients (see below).
 
         Returns
         -------
         dx : (T, B, input_size), or None with ``input_grad=False``; dstate0 : gradient with
         respect to the initial state; grads : dict with the same keys and shapes as ``params``.
+        With ``return_internals=True`` a fourth item, ``step_grads[layer][direction]``: a dict
+        with ``"h"`` (dL/dh_t, through the output and every later step) and, for LSTM cells,
+        ``"c"`` (dL/dc_t of the cell state carried on, h_t held fixed), each (T, B, H) in input
+        time order and zero at padded steps (:func:`lstmlab.core.cells.state_gradients`; the
+        same numbers from either backend).
         """
         if not isinstance(cache, SequenceCache):
             raise ValueError("cache: expected the SequenceCache returned by forward()")
@@ -314,6 +321,7 @@ class _Recurrent:
         grads: dict[str, np.ndarray] = {}           # one entry per parameter, from _loop_backward
         dinit = [np.empty(self._state_shape(B), dtype=self.dtype) for _ in dfinal]
         dlayer = dy
+        step_grads = [[None] * self.num_directions for _ in range(self.num_layers)]
         for k in range(self.num_layers - 1, -1, -1):
             if cache.dropout_masks[k] is not None:
                 dlayer = dlayer * cache.dropout_masks[k]
@@ -323,8 +331,12 @@ class _Recurrent:
                 dy_d = dlayer[:, :, d * H:(d + 1) * H]
                 if d == 1:
                     dy_d = reverse_within_lengths(dy_d, cache.lengths)
-                dx_d, d0 = self._loop_backward(loops, k, d, cache.dirs[k][d], cache.mask, dy_d,
-                                               [s[j] for s in dfinal], grads, input_grad or k > 0)
+                dx_d, d0, sg = self._loop_backward(loops, k, d, cache.dirs[k][d], cache.mask,
+                                                   dy_d, [s[j] for s in dfinal], grads,
+                                                   input_grad or k > 0, return_internals)
+                if sg is not None:
+                    step_grads[k][d] = sg if d == 0 else \
+                        {n: reverse_within_lengths(v, cache.lengths) for n, v in sg.items()}
                 for dst, src in zip(dinit, d0):
                     dst[j] = src
                 if dx_d is None:
@@ -333,12 +345,14 @@ class _Recurrent:
                     dx_d = reverse_within_lengths(dx_d, cache.lengths)
                 dx = dx_d if dx is None else dx + dx_d
             dlayer = dx
-        return dlayer, self._pack_state(dinit), {name: grads[name] for name in self.params}
+        result = (dlayer, self._pack_state(dinit), {name: grads[name] for name in self.params})
+        return (*result, step_grads) if return_internals else result
 
     def _loop_backward(self, loops, k, d, dc: _DirectionCache, mask, dY, dfinal, grads,
-                       input_grad):
+                       input_grad, step_grads=False):
         """BPTT of layer k, direction d; puts the gradients of that direction's parameters into
-        ``grads`` (fresh arrays, each parameter once) and returns dx (or None) and dstate0."""
+        ``grads`` (fresh arrays, each parameter once) and returns dx (or None), dstate0 and the
+        per-step state gradients (None unless ``step_grads``)."""
         p = self._direction_params(k, d)
         g = {}
         if self.kind == "lstm":
@@ -360,6 +374,10 @@ class _Recurrent:
             dxp, g["weight_hh"], dh0 = loops.rnn_loop_backward(dc.loop[0], p["weight_hh"], mask, dY,
                                                                dfinal[0])
             d0 = (dh0,)
+        sg = None
+        if step_grads:          # before input_projection_backward, which may reuse dxp's memory
+            sg = cells.state_gradients(self.kind, self.spec, dc.loop, dxp, p["weight_hh"],
+                                       p.get("peep"), mask, dY, dfinal)
         dx, g["weight_ih"], db = loops.input_projection_backward(dxp, dc.x, p["weight_ih"],
                                                                  input_grad)
         g["bias_ih"] = db
@@ -368,7 +386,7 @@ class _Recurrent:
         names = _direction_names(tuple(self.params), k, d)
         for n, v in g.items():
             grads[names[n]] = np.asarray(v, dtype=self.dtype)
-        return dx, d0
+        return dx, d0, sg
 
     # -- PyTorch interchange -------------------------------------------------------------------
     _torch_class = "LSTM"

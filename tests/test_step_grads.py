@@ -115,3 +115,44 @@ def test_backward_without_internals_returns_three(rng):
     layer = _layer("lstm", "lstm")
     _, _, cache = layer.forward(rng.normal(size=(3, 2, 2)))
     assert len(layer.backward(rng.normal(size=(3, 2, 3)), cache)) == 3
+
+
+def test_gradient_flow_profile(rng):
+    """g_h(0) is sqrt(H) (an identity Jacobian); the classic ordering at initialisation over 100
+    steps: the RNN loses more than an LSTM with forget bias 1, which loses more than bias 3."""
+    from lstmlab.core.flow import gradient_flow, orders_lost
+
+    x = rng.uniform(size=(120, 8, 2))
+    lost = {}
+    for name, layer in (("rnn", ll.RNN(2, 16, seed=1)), ("gru", ll.GRU(2, 16, seed=1)),
+                        ("lstm1", ll.LSTM(2, 16, seed=1, forget_bias=1.0)),
+                        ("lstm3", ll.LSTM(2, 16, seed=1, forget_bias=3.0))):
+        p = gradient_flow(layer, x, probes=2)
+        assert p["h"][0] == pytest.approx(4.0, rel=0.5)     # sqrt(16), up to the probe's noise
+        assert np.all(np.isfinite(p["h"]))
+        lost[name] = orders_lost(p)
+        if name.startswith("lstm"):
+            assert p["c"][0] == 0 and p["c"][1] > 0
+    assert lost["rnn"] > lost["lstm1"] + 3 > lost["lstm3"] + 3 > 3
+    assert np.isnan(orders_lost(p, steps=200))
+
+
+def test_gradient_flow_with_lengths(rng):
+    """With lengths, distance d is counted back from each sequence's own last step: a padded
+    batch gives the RMS of its sequences' own profiles where they overlap."""
+    from lstmlab.core.flow import gradient_flow
+
+    layer = randomize(ll.LSTM(2, 3, seed=2), rng, scale=0.2)
+    x = rng.normal(size=(10, 2, 2))
+    both = gradient_flow(layer, x, lengths=[10, 4], probes=1, seed=5)
+    # the probe of sequence b is row b of the (B * probes, H) draw: rebuild each alone
+    v = np.random.default_rng([5, 7]).normal(size=(2, 3))
+    alone = []
+    for b, n in enumerate((10, 4)):
+        _, _, cache = layer.forward(x[:n, b:b + 1])
+        dy = np.zeros((n, 1, 3))
+        dy[-1, 0] = v[b]
+        *_, sg = layer.backward(dy, cache, return_internals=True)
+        alone.append(np.linalg.norm(sg[0][0]["h"][::-1, 0], axis=1))      # by distance
+    np.testing.assert_allclose(both["h"][:4], np.sqrt((alone[0][:4] ** 2 + alone[1] ** 2) / 2))
+    np.testing.assert_allclose(both["h"][4:], alone[0][4:])

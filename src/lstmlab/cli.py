@@ -186,7 +186,8 @@ def _cmd_train(args) -> int:
         print(f"training {cfg.task} ({cfg.variant_name}, seed {cfg.seed}, H={cfg.hidden}, "
               f"{cfg.iters} iterations) into {out}", file=sys.stderr)
     try:
-        s = train(cfg, out, resume=args.resume, quiet=args.quiet)
+        s = train(cfg, out, resume=args.resume, quiet=args.quiet,
+                  snapshot_every=args.snapshot_every or 0)
     except TrainingDiverged as e:
         print(f"lstmlab train: {e}", file=sys.stderr)
         return 1
@@ -241,6 +242,20 @@ def _cmd_results(args) -> int:
         return 0
     s = summarize(args.db, args.where, args.group_by, args.metric, args.baseline)
     print(format_table(s))
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    import os
+
+    from .viz.run import plot_run
+
+    log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    what = None
+    if args.what:
+        what = [w.strip() for part in args.what for w in part.split(",") if w.strip()]
+    paths = plot_run(args.run_dir, what=what, sample=args.sample, out=args.out, gif=args.gif, log=log)
+    print(f"{len(paths)} figure(s) in {os.path.dirname(paths[0]) if paths else args.out}")
     return 0
 
 
@@ -334,6 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-every", type=_nonneg_int, metavar="N", help="checkpoint every N iterations")
     t.add_argument("--backend", choices=["auto", "reference", "compiled"],
                    help="auto (compiled kernels when numba is there), reference (NumPy) or compiled")
+    t.add_argument("--snapshot-every", type=_positive_int, metavar="N",
+                   help="keep the weights at iteration 0 and every N iterations in OUT/snapshots "
+                        "(the frames of lstmlab plot OUT --gif)")
     t.add_argument("--config", metavar="FILE", help="start from a config.json (options given here override it)")
     t.add_argument("--out", metavar="DIR", help="run folder (default runs/TASK-VARIANT-sSEED)")
     t.add_argument("--resume", action="store_true",
@@ -373,6 +391,30 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--baseline", metavar="GROUP", help="group the t-tests compare against (default: the first)")
     q.add_argument("--csv", action="store_true", help="print every matching run as CSV instead")
     q.set_defaults(func=_cmd_results)
+
+    from .viz.run import FIGURES
+
+    pl = sub.add_parser(
+        "plot", help="draw a run folder's figures: curves, predictions, gates, peepholes, weights, "
+                     "gradient flow; --gif for the training animation",
+        description="Draw figures of a finished run folder (written by lstmlab train or a sweep), "
+                    "from the saved files only: training curves; one held-out sequence's input, "
+                    "target and output; heatmaps of every gate, the cell state and the output over "
+                    "that sequence; the peephole weights (peephole cells); the weight matrices per "
+                    "gate; the gradient flow back through time (this model untrained and trained, "
+                    "beside an untrained RNN and GRU of the same size, log scale). --gif renders one "
+                    "frame per weight snapshot (train with --snapshot-every N).")
+    pl.add_argument("run_dir", metavar="RUN_DIR", help="the run folder")
+    pl.add_argument("--what", action="append", metavar="LIST",
+                    help=f"figures to draw, comma-separated, from {','.join(FIGURES)} (default: all "
+                         "that apply to the cell)")
+    pl.add_argument("--sample", type=_nonneg_int, default=0, metavar="N",
+                    help="which held-out sequence of the run's test set to show (default 0)")
+    pl.add_argument("--out", metavar="DIR", help="folder of the figures (default RUN_DIR/figures)")
+    pl.add_argument("--gif", action="store_true",
+                    help="also render training.gif from the run's weight snapshots")
+    pl.add_argument("--quiet", action="store_true", help="no messages, only the result line")
+    pl.set_defaults(func=_cmd_plot)
 
     r = sub.add_parser(
         "reproduce", help="reproduce a paper's experiments (gers2002)",

@@ -8,6 +8,8 @@ A run folder holds::
     checkpoint.safetensors   params + Adam state + iteration (atomic; the last good one)
     weights.safetensors      final params with the model config
     summary.json             final metrics, status, wall time
+    snapshots/ITER.safetensors   with ``snapshot_every``: the params at iteration 0 and every
+                             N iterations (for lstmlab plot --gif)
 
 Resume is exact because everything a step uses is either in the checkpoint (params, Adam
 moments and step count) or a pure function of the config and the iteration number (the
@@ -30,12 +32,13 @@ from .model import SeqModel
 from .progress import Progress, show_progress
 
 __all__ = ["train", "TrainingDiverged", "evaluate", "load_run", "build_model", "CHECKPOINT",
-           "WEIGHTS"]
+           "WEIGHTS", "SNAPSHOTS"]
 
 #: Test metrics that, when NaN or infinite, mean the run has diverged.
 LOSS_METRICS = ("mse", "xent", "nll", "train_loss")
 CHECKPOINT = "checkpoint.safetensors"
 WEIGHTS = "weights.safetensors"
+SNAPSHOTS = "snapshots"
 
 
 class TrainingDiverged(RuntimeError):
@@ -133,7 +136,7 @@ def _truncate_metrics(path, last_iter: int) -> None:
 
 
 def train(cfg: TrainConfig, out_dir=None, *, resume: bool = False, quiet: bool = False,
-          stop_after: int | None = None, label: str | None = None) -> dict:
+          stop_after: int | None = None, label: str | None = None, snapshot_every: int = 0) -> dict:
     """Train one model as ``cfg`` says; returns the summary (also written to summary.json).
 
     Parameters
@@ -143,6 +146,9 @@ def train(cfg: TrainConfig, out_dir=None, *, resume: bool = False, quiet: bool =
         may grow); the result is bit-identical to an uninterrupted run.
     quiet : no progress bar (there is none anyway when stderr is not a terminal).
     stop_after : stop, without saving, once this many iterations are done (simulates a kill).
+    snapshot_every : keep the params at iteration 0 and every this many iterations in
+        ``out_dir/snapshots/`` (the frames of ``lstmlab plot --gif``); 0 keeps none. Not part of
+        the config: snapshots change nothing about the run.
 
     Raises
     ------
@@ -174,6 +180,15 @@ def train(cfg: TrainConfig, out_dir=None, *, resume: bool = False, quiet: bool =
         cfg.to_json(os.path.join(out_dir, "config.json"))
     elif resume:
         raise ValueError("resume: needs a run folder (out_dir)")
+    if not isinstance(snapshot_every, int) or snapshot_every < 0:
+        raise ValueError(f"snapshot_every: expected an integer >= 0, got {snapshot_every!r}")
+    if snapshot_every and out_dir is None:
+        raise ValueError("snapshot_every: needs a run folder (out_dir)")
+
+    def snapshot(done):
+        if snapshot_every and (done % snapshot_every == 0 or done == cfg.iters):
+            save_arrays(os.path.join(out_dir, SNAPSHOTS, f"{done:08d}.safetensors"), model.params,
+                        {"iter": done})
 
     def log(record):
         if metrics_path is not None:
@@ -184,6 +199,7 @@ def train(cfg: TrainConfig, out_dir=None, *, resume: bool = False, quiet: bool =
     wall = lambda: wall_before + time.perf_counter() - t0  # noqa: E731
     last_good = start
     if start == 0:
+        snapshot(0)
         log({"iter": 0, "lr": cfg.lr_at(0), "train_loss": None, "grad_norm": None,
              **evaluate(model, test_task, test_batch), "wall_s": 0.0})
     loss_sum, gnorm_sum, n_sum = running       # train loss / grad norm since the last evaluation
@@ -203,6 +219,7 @@ def train(cfg: TrainConfig, out_dir=None, *, resume: bool = False, quiet: bool =
                     _diverged(out_dir, cfg, it, e.args[0], last_good, wall())
             loss_sum, gnorm_sum, n_sum = loss_sum + loss, gnorm_sum + gnorm, n_sum + 1
             done = it + 1
+            snapshot(done)
             if done % max(cfg.eval_every, 1) == 0 or done == cfg.iters:
                 if not all(np.isfinite(p).all() for p in model.params.values()):
                     _diverged(out_dir, cfg, it, float("nan"), last_good, wall())

@@ -67,8 +67,8 @@ class SeqModel:
         z = np.zeros(shape, dtype=self.rnn.dtype)
         return (z, z.copy()) if self.rnn.kind == "lstm" else z
 
-    def _inputs(self, x):
-        """The recurrent stack's input (T, B, D) and the embedding's cache (or None)."""
+    def rnn_inputs(self, x):
+        """The recurrent stack's input (T, B, D) for x, and the embedding's cache (or None)."""
         if not self.tokens:
             return (x * self.cfg.input_scale if self.cfg.input_scale != 1.0 else x), None
         ids = np.asarray(x)
@@ -81,7 +81,7 @@ class SeqModel:
 
     def forward(self, x, state=None, *, training: bool = False, rng=None):
         """x (T, B, D) or ids (T, B) -> pred (T, B, K), the final state and the backward cache."""
-        u, ecache = self._inputs(x)
+        u, ecache = self.rnn_inputs(x)
         y, state_n, rcache = self.rnn.forward(u, state, training=training, rng=rng)  # (T, B, H)
         pred, dcache = self.out.forward(y)                                         # (T, B, K)
         return pred, state_n, (ecache, rcache, dcache)

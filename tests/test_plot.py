@@ -1,0 +1,97 @@
+"""lstmlab plot: every figure of runs of every task and cell, drawn from the saved folder."""
+import os
+
+import numpy as np
+import pytest
+
+from lstmlab.cli import main
+from lstmlab.tasks import TASKS
+
+pytest.importorskip("matplotlib")
+
+T_ARG = {"msd-pair": 30, "msd": 30, "gts": 30, "adding": 12, "copy": 5, "adding-1997": 24,
+         "multiplication": 24}
+
+
+def _train(tmp_path, task, variant, *extra):
+    out = str(tmp_path / f"{task}-{variant}")
+    args = ["train", task, "--variant", variant, "--iters", "12", "--hidden", "3",
+            "--eval-size", "8", "--eval-every", "4", "--quiet", "--out", out, *extra]
+    if task in T_ARG:
+        args += ["--T", str(T_ARG[task])]
+    assert main(args) == 0
+    return out
+
+
+def _not_blank(path):
+    from matplotlib.image import imread
+
+    img = imread(path)[..., :3]                                            # (h, w, 3) in [0, 1]
+    assert img.shape[0] > 100 and img.shape[1] > 100
+    ink = (img.min(axis=2) < 0.8).mean()                                   # non-white pixels
+    assert 0.01 < ink < 0.95, f"{path}: {ink:.3f} of the image is ink"
+    assert img.std() > 0.05
+
+
+def _check(out_dir, names):
+    for n in names:
+        p = os.path.join(out_dir, f"{n}.png")
+        assert os.path.getsize(p) > 5000, p
+        _not_blank(p)
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_plot_every_task(tmp_path, task, capsys):
+    run = _train(tmp_path, task, "lstm")
+    assert main(["plot", run, "--quiet", "--sample", "1"]) == 0
+    _check(os.path.join(run, "figures"), ["curves", "predictions", "gates", "weights", "gradflow"])
+    assert not os.path.exists(os.path.join(run, "figures", "peepholes.png"))   # lstm has none
+    assert "5 figure(s)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("variant", ["peephole", "cifg", "gru", "rnn"])
+def test_plot_every_cell(tmp_path, variant):
+    run = _train(tmp_path, "adding", variant, "--snapshot-every", "4")
+    figs = str(tmp_path / "figs")
+    assert main(["plot", run, "--quiet", "--out", figs, "--gif"]) == 0
+    names = ["curves", "predictions", "gates", "weights", "gradflow"]
+    if variant == "peephole":
+        names.append("peepholes")
+    _check(figs, names)
+    from PIL import Image
+
+    gif = Image.open(os.path.join(figs, "training.gif"))
+    assert gif.format == "GIF"
+    assert gif.n_frames == len(os.listdir(os.path.join(run, "snapshots"))) == 4   # 0, 4, 8, 12
+    frames = []
+    for k in range(gif.n_frames):
+        gif.seek(k)
+        frames.append(np.asarray(gif.convert("RGB"), dtype=float))
+    assert np.abs(frames[0] - frames[-1]).mean() > 0.5          # the frames differ
+
+
+def test_plot_errors(tmp_path, capsys):
+    run = _train(tmp_path, "adding", "lstm")
+
+    def err(*args):
+        assert main(["plot", *args]) == 2
+        e = capsys.readouterr().err
+        assert e.startswith("lstmlab plot: error: ") and e.count("\n") == 1, e
+        return e
+
+    assert "no such run folder" in err(str(tmp_path / "nowhere"))
+    assert "no config.json" in err(str(tmp_path))
+    assert "unknown figure 'heat'" in err(run, "--what", "gates,heat")
+    assert "sample" in err(run, "--sample", "99")
+    assert "no peephole weights" in err(run, "--what", "peepholes")
+    assert "no weight snapshots" in err(run, "--gif", "--what", "curves")
+    w = os.path.join(run, "weights.safetensors")
+    with open(w, "r+b") as f:                       # corrupt the arrays, keep the size
+        f.seek(-8, 2)
+        f.write(b"\x00\x01\x02\x03\x04\x05\x06\x07")
+    assert "cannot be read" in err(run)
+    os.unlink(w)
+    assert "no weights.safetensors" in err(run)
+    with open(os.path.join(run, "config.json"), "w") as f:
+        f.write("{not json")
+    assert "cannot be read" in err(run)

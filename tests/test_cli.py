@@ -17,7 +17,8 @@ def run(*args, cwd=None):
                           env={**os.environ, "CI": "1"})
 
 
-@pytest.mark.parametrize("cmd", [[], ["train"], ["reproduce"], ["gradcheck"]])
+@pytest.mark.parametrize("cmd", [[], ["train"], ["reproduce"], ["reproduce", "gers2002"],
+                                 ["reproduce", "gradient-flow"], ["plot"], ["gradcheck"]])
 def test_help_works(cmd, capsys):
     with pytest.raises(SystemExit) as e:
         main([*cmd, "--help"])
@@ -28,7 +29,16 @@ def test_help_works(cmd, capsys):
         for opt in ("--variant", "--seed", "--hidden", "--iters", "--batch", "--lr", "--T", "--out", "--resume"):
             assert opt in out
     if cmd == ["reproduce"]:
+        for name in ("gers2002", "gradient-flow"):
+            assert name in out
+    if cmd == ["reproduce", "gers2002"]:
         for opt in ("--seeds", "--out", "--sweep-T", "--jobs", "--paper-tasks"):
+            assert opt in out
+    if cmd == ["reproduce", "gradient-flow"]:
+        for opt in ("--seeds", "--trained-seeds", "--quick", "--out"):
+            assert opt in out
+    if cmd == ["plot"]:
+        for opt in ("--what", "--sample", "--out", "--gif"):
             assert opt in out
 
 

@@ -221,6 +221,24 @@ def _cmd_reproduce(args) -> int:
     return 0
 
 
+def _cmd_reproduce_gradflow(args) -> int:
+    from .experiments import gradflow
+
+    log = (lambda *a, **k: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    seeds, tseeds, iters = args.seeds, args.trained_seeds, args.iters
+    if args.quick:
+        seeds, tseeds, iters = [0, 1], [0], 100
+    records = gradflow.reproduce(args.out, seeds=seeds, trained_seeds=tseeds, iters=iters,
+                                 jobs=args.jobs, figures=not args.no_figures, quiet=args.quiet,
+                                 log=log)
+    for r in gradflow.summary_table(records):
+        m, s = r["orders_lost_h"]
+        print(f"{r['model']:13s} {r['state']:9s} orders lost over {gradflow.STEPS} steps: "
+              f"{m:5.1f} ± {s:.1f} ({r['seeds']} seeds)")
+    print(f"report: {args.out}/report.md")
+    return 0
+
+
 def _cmd_sweep(args) -> int:
     from .sweep import run_sweep
 
@@ -417,11 +435,18 @@ def build_parser() -> argparse.ArgumentParser:
     pl.set_defaults(func=_cmd_plot)
 
     r = sub.add_parser(
-        "reproduce", help="reproduce a paper's experiments (gers2002)",
+        "reproduce", help="reproduce a paper's experiments or a classic claim (gers2002, gradient-flow)",
+        description="Reproduce an experiment: each writes results.json, report.md (our numbers beside "
+                    "the published ones), figures/ and one run folder per training run; finished "
+                    "runs in --out are reused and killed ones resumed. 'lstmlab reproduce NAME --help' "
+                    "lists each one's options.")
+    rs = r.add_subparsers(dest="paper", metavar="EXPERIMENT", parser_class=_Parser)
+    rs.required = True
+    r = rs.add_parser(
+        "gers2002", help="Gers, Schraudolph & Schmidhuber (2002): peephole vs plain LSTM on msd-pair",
         description="Reproduce Gers, Schraudolph & Schmidhuber (2002): peephole vs plain LSTM on msd-pair "
                     "over seeds, run in parallel; writes results.json, report.md, figures/ and one run "
                     "folder per run. Finished runs in --out are reused and killed ones resumed.")
-    r.add_argument("paper", choices=["gers2002"], help="the experiment")
     r.add_argument("--seeds", type=_seed_list, default=list(range(10)), metavar="SEEDS",
                    help="seeds, e.g. 0-9 (default) or 0,3,5")
     r.add_argument("--iters", type=_positive_int, default=3000, metavar="N", help="iterations per run (default 3000)")
@@ -444,6 +469,27 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="gers2002", metavar="DIR", help="output folder (default ./gers2002)")
     r.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     r.set_defaults(func=_cmd_reproduce)
+
+    f = rs.add_parser(
+        "gradient-flow", help="how far the gradient flows back through time: RNN, GRU, LSTM, forget bias 0-5",
+        description="Measure the gradient-flow profile (RMS norm of dL/dh_t and dL/dc_t for a probe on "
+                    "the last step, ~ ||d h_T / d h_t||) on the adding problem at T = 150: untrained "
+                    "RNN, GRU and LSTM with forget bias 0 to 5 over --seeds, and RNN, GRU, LSTM (bias 1 "
+                    "and 3) trained on that task over --trained-seeds; writes the table of orders of "
+                    "magnitude lost over 100 steps, the figure and the report.")
+    f.add_argument("--seeds", type=_seed_list, default=list(range(5)), metavar="SEEDS",
+                   help="seeds of the untrained models (default 0-4)")
+    f.add_argument("--trained-seeds", type=_seed_list, default=list(range(3)), metavar="SEEDS",
+                   help="seeds of the trained models (default 0-2)")
+    f.add_argument("--iters", type=_positive_int, default=3000, metavar="N",
+                   help="training iterations (default 3000)")
+    f.add_argument("--quick", action="store_true",
+                   help="a smoke run: seeds 0-1, one trained seed, 100 iterations (seconds)")
+    f.add_argument("--jobs", type=_positive_int, metavar="N", help="parallel processes (default: all cores)")
+    f.add_argument("--no-figures", action="store_true", help="skip the figure")
+    f.add_argument("--out", default="gradient-flow", metavar="DIR", help="output folder (default ./gradient-flow)")
+    f.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    f.set_defaults(func=_cmd_reproduce_gradflow)
     return p
 
 

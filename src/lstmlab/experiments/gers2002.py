@@ -141,6 +141,21 @@ def _record(r: dict, experiment: str, T: int | None = None) -> dict:
     return rec
 
 
+def _timers(run_dir) -> dict:
+    """Fractions of ramp cells and interval-timer cells of a finished msd-pair run on its own
+    held-out set (:mod:`lstmlab.experiments.timer_cells`), and of cells whose median |r| with
+    the elapsed time is at least 0.9."""
+    from ..train.config import test_rng
+    from ..train.loop import load_run
+    from .timer_cells import timer_cells
+
+    run = load_run(run_dir)
+    cfg = run["config"]
+    t = timer_cells(run["model"], cfg.make_task(test=True).sample(cfg.eval_size, test_rng(cfg.seed)))
+    return {"timer_fraction": t["timer_fraction"], "ramp_fraction": t["ramp_fraction"],
+            "correlated_fraction": float(np.mean(np.array(t["r_median"]) >= 0.9))}
+
+
 def reproduce(out: str, seeds=range(10), iters: int = 3000, jobs: int | None = None,
               recipe: str = "ours", sweep_T: bool = False, T_values=SWEEP_T,
               sweep_seeds=None, sweep_iters: int | None = None, paper_tasks: bool = False,
@@ -188,6 +203,9 @@ def reproduce(out: str, seeds=range(10), iters: int = 3000, jobs: int | None = N
                       "seed": r["config"]["seed"], "iters": r["config"]["iters"],
                       "wall_s": r["wall_s"]} for r in rows}
     records = [_record(done[run_id(c)], e, T) for c, (e, T) in work]
+    for rec in records:                       # the trained cells as interval timers (main runs)
+        if rec["experiment"] == "main" and rec["status"] == "done":
+            rec.update(_timers(rec["run_dir"]))
     atomic_write_json(os.path.join(out, "results.json"), records, sort_keys=False)
     figs = {}
     if figures:
@@ -218,6 +236,10 @@ def _figures(out, records, seeds, log) -> dict:
         if len(pair) == 2:
             figs["predictions"] = plot_predictions(pair, os.path.join(fdir, "predictions.png"))
             figs["cell_state"] = plot_cell_state(pair["peephole"], os.path.join(fdir, "cell_state.png"))
+            from ..viz.run import load_saved_run, plot_gates, plot_gradient_flow
+            run = load_saved_run(pair["peephole"])
+            figs["gates"] = plot_gates(run, os.path.join(fdir, "gates.png"))
+            figs["gradflow"] = plot_gradient_flow(run, os.path.join(fdir, "gradient_flow.png"))
     except Exception as e:  # a figure must never lose the numbers
         log(f"gers2002: a figure failed ({type(e).__name__}: {e}); the numbers are unaffected")
     return {k: os.path.relpath(v, out) for k, v in figs.items()}
@@ -325,13 +347,45 @@ def write_report(out: str, records: list[dict], recipe: str = "ours", figures: d
     L.append(f"The paper has no msd-pair numbers: {PAPER['msd-pair']}. The npow README reports single "
              "seeds as low as 0.668 (peephole) and 0.600 (lstm); its seed-4 headline run collapsed to a "
              "solve rate of 0.08 when rerun on our machines.\n")
+    if any("timer_fraction" in r for r in main):
+        L.append("## Do the cells act as interval timers?\n")
+        L.append("The open question of the npow reproduction, quantified on each trained model's own "
+                 "held-out sequences (`lstmlab.experiments.timer_cells`): a cell *ramps* when its state "
+                 "c_t between the spikes (steps t1 .. t2 - 1) has a median Pearson |r| >= 0.9 with the "
+                 "elapsed time and moves the ramp's way on at least 90% of the steps (median over "
+                 "sequences); it is an *interval timer* when it also takes back at least half of its "
+                 "ramp at the second spike on at least half of the sequences. The thresholds are ours; "
+                 "the paper shows such cells in figures without a count.\n")
+        L.append("| variant | seeds | cells with median \\|r\\| >= 0.9 | ramp cells | interval timers | "
+                 "timers per seed |\n|---|---:|---:|---:|---:|---|")
+        for v in VARIANTS:
+            rs = [r for r in main if r["variant"] == v and "timer_fraction" in r]
+            if rs:
+                L.append(f"| {v} | {len(rs)} | {_ms([r['correlated_fraction'] for r in rs])} | "
+                         f"{_ms([r['ramp_fraction'] for r in rs])} | {_ms([r['timer_fraction'] for r in rs])} | "
+                         + " ".join(f"{r['timer_fraction']:.2f}" for r in rs) + " |")
+        tf = {v: [r["timer_fraction"] for r in main if r["variant"] == v and "timer_fraction" in r]
+              for v in VARIANTS}
+        if all(len(x) > 1 for x in tf.values()):
+            from scipy.stats import ttest_ind
+            with np.errstate(all="ignore"):
+                p = ttest_ind(tf["peephole"], tf["lstm"], equal_var=False).pvalue
+            L.append(f"\nWelch's t-test of the timer fractions, peephole against lstm: p = {p:.2g}. "
+                     "Fractions fall on multiples of 1/H (H = 8 cells). Most cells that correlate with "
+                     "the elapsed time fail the monotone-ramp-and-reset test; whether such cells carry "
+                     "the interval together is not measured here.\n")
     L.append("## What made the difference\n")
     L.append(RECIPE_NOTES)
     if figures:
         L.append("## Figures\n")
         for key, cap in (("curves", "Training curves: test MSE and solve rate, mean over seeds, band min-max."),
                          ("predictions", "Held-out sequences: input spikes, target, both models' outputs."),
-                         ("cell_state", "Peephole model: cell states c_t over one sequence (longest D).")):
+                         ("cell_state", "Peephole model: cell states c_t over one sequence (longest D)."),
+                         ("gates", "Peephole model, first seed: every gate, the cell state and the output "
+                                   "over held-out sequence 0 (`lstmlab plot RUN_DIR --what gates`)."),
+                         ("gradflow", "Peephole model, first seed: gradient flow back from the last step, "
+                                      "trained and untrained, beside an untrained RNN and GRU of the same "
+                                      "size (`lstmlab plot RUN_DIR --what gradflow`).")):
             if key in figures:
                 L.append(f"![{key}]({figures[key]})\n\n{cap}\n")
     sweep = [r for r in records if r["experiment"] == "sweep-T"]

@@ -1,6 +1,8 @@
 """Tests of the Gers 2002 reproduction with tiny settings."""
 import json
 
+import numpy as np
+
 
 from lstmlab.cli import main
 from lstmlab.experiments import gers2002
@@ -149,3 +151,37 @@ def test_reproduce_gradient_flow_quick(tmp_path, capsys):
         img = imread(out / "figures" / "gradient_flow.png")
         assert img.std() > 0.05
     assert "orders lost over 100 steps" in capsys.readouterr().out
+
+
+def test_timer_cells_on_designed_states():
+    """Four designed cells: a ramp reset at the second spike (a timer), a ramp that goes on
+    (a ramp cell, no timer), noise and a constant (neither)."""
+    from types import SimpleNamespace
+
+    from lstmlab.experiments.timer_cells import timer_cells
+    from lstmlab.tasks import make_task
+
+    task = make_task("msd-pair")
+    batch = task.sample(16, np.random.default_rng(0))
+    T, B = batch.T, 16
+    c = np.zeros((T, B, 4))
+    noise = np.random.default_rng(1).normal(size=(T, B))
+    for b in range(B):
+        t1, t2 = batch.info["t1"][b], batch.info["t2"][b]
+        t = np.arange(T)
+        c[:, b, 0] = np.where((t >= t1) & (t < t2), 0.1 * (t - t1), 0.0)
+        c[:, b, 1] = np.where(t >= t1, -0.05 * (t - t1), 0.0)
+        c[:, b, 2] = noise[:, b]
+        c[:, b, 3] = 0.7
+
+    class Cache:
+        def internals(self, layer, direction):
+            return {"c": c}
+
+    rnn = SimpleNamespace(kind="lstm", forward=lambda u: (None, None, Cache()))
+    model = SimpleNamespace(rnn=rnn, rnn_inputs=lambda x: (x, None))
+    t = timer_cells(model, batch)
+    assert t["ramp"] == [True, True, False, False]
+    assert t["timer"] == [True, False, False, False]
+    assert t["timer_fraction"] == 0.25 and t["ramp_fraction"] == 0.5
+    assert t["reset_rate"][0] == 1.0 and t["reset_rate"][1] == 0.0

@@ -358,14 +358,14 @@ def write_report(out: str, records: list[dict], recipe: str = "ours", figures: d
                  "the paper shows such cells in figures without a count.\n")
         L.append("| variant | seeds | cells with median \\|r\\| >= 0.9 | ramp cells | interval timers | "
                  "timers per seed |\n|---|---:|---:|---:|---:|---|")
+        tf = {}                                             # variant -> timer fraction per seed
         for v in VARIANTS:
             rs = [r for r in main if r["variant"] == v and "timer_fraction" in r]
+            tf[v] = [r["timer_fraction"] for r in rs]
             if rs:
                 L.append(f"| {v} | {len(rs)} | {_ms([r['correlated_fraction'] for r in rs])} | "
-                         f"{_ms([r['ramp_fraction'] for r in rs])} | {_ms([r['timer_fraction'] for r in rs])} | "
-                         + " ".join(f"{r['timer_fraction']:.2f}" for r in rs) + " |")
-        tf = {v: [r["timer_fraction"] for r in main if r["variant"] == v and "timer_fraction" in r]
-              for v in VARIANTS}
+                         f"{_ms([r['ramp_fraction'] for r in rs])} | {_ms(tf[v])} | "
+                         + " ".join(f"{x:.2f}" for x in tf[v]) + " |")
         if all(len(x) > 1 for x in tf.values()):
             from scipy.stats import ttest_ind
             with np.errstate(all="ignore"):

@@ -267,23 +267,54 @@ def _diverged(out_dir, cfg, it, loss, last_good, wall_s):
                            f"(now {cfg.lr:g}) or --clip{where}")
 
 
+def _read_json(path, what):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: {what} cannot be read ({e})") from None
+
+
 def load_run(run_dir) -> dict:
-    """What a finished run folder holds: config, metrics (list), summary, model (weights loaded)."""
-    cfg = TrainConfig.from_json(os.path.join(run_dir, "config.json"))
+    """What a finished run folder holds: dir, config, metrics (list), summary, task, model (its
+    final weights loaded).
+
+    Raises ValueError (one line) for a missing folder, config or weights, or a corrupt file: a
+    model without its weights would be a silently wrong result.
+    """
+    run_dir = os.fspath(run_dir)
+    if not os.path.isdir(run_dir):
+        raise ValueError(f"{run_dir}: no such run folder")
+    cp = os.path.join(run_dir, "config.json")
+    if not os.path.exists(cp):
+        raise ValueError(f"{run_dir}: not a run folder (no config.json)")
+    try:
+        cfg = TrainConfig.from_dict(_read_json(cp, "the config"))
+        cfg.validate()
+    except TypeError as e:
+        raise ValueError(f"{cp}: not a training config ({e})") from None
+    wp = os.path.join(run_dir, WEIGHTS)
+    if not os.path.exists(wp):
+        raise ValueError(f"{run_dir}: no {WEIGHTS} (the run has not finished; "
+                         f"lstmlab train --resume --out {run_dir} finishes it)")
+    try:
+        arrays, _ = load_arrays(wp)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{wp}: cannot be read ({str(e).splitlines()[0]})") from None
     metrics = []
     mp = os.path.join(run_dir, "metrics.jsonl")
     if os.path.exists(mp):
         with open(mp) as f:
-            metrics = [json.loads(line) for line in f if line.strip()]
-    summary = {}
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        metrics.append(json.loads(line))
+                    except ValueError:
+                        raise ValueError(f"{mp}: line {n} is not JSON") from None
     sp = os.path.join(run_dir, "summary.json")
-    if os.path.exists(sp):
-        with open(sp) as f:
-            summary = json.load(f)
+    summary = _read_json(sp, "the summary") if os.path.exists(sp) else {}
     task = cfg.make_task()
     model = build_model(cfg, task)
-    wp = os.path.join(run_dir, WEIGHTS)
-    if os.path.exists(wp):
-        arrays, _ = load_arrays(wp)
-        model.load_params(arrays)
-    return {"config": cfg, "metrics": metrics, "summary": summary, "model": model, "task": task}
+    model.load_params(arrays)
+    return {"dir": run_dir, "config": cfg, "metrics": metrics, "summary": summary,
+            "model": model, "task": task}

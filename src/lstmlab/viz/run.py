@@ -16,15 +16,14 @@ run's own test set, regenerated from its seed. Figures:
 """
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 
 from ..core.flow import gradient_flow, orders_lost
 from ..core.io import load_arrays
-from ..train.config import TrainConfig, test_rng
-from ..train.loop import SNAPSHOTS, WEIGHTS, build_model
+from ..train.config import test_rng
+from ..train.loop import SNAPSHOTS, build_model, load_run
 from .timing import _plt
 
 __all__ = ["FIGURES", "load_saved_run", "plot_run", "render_gif"]
@@ -36,53 +35,19 @@ GATE_TITLES = {"i": "input gate i", "f": "forget gate f", "g": "cell input g", "
                "h": "output h"}
 
 
-def _read_json(path, what):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path}: {what} cannot be read ({e})") from None
-
-
 def load_saved_run(run_dir) -> dict:
-    """The run in ``run_dir``: config, metrics, model with its final weights, task, test batch.
+    """:func:`lstmlab.train.loop.load_run` (one-line ValueError for a missing or corrupt run)
+    plus ``batch``, the run's own held-out set, regenerated from its seed."""
+    run = load_run(run_dir)
+    cfg = run["config"]
+    run["batch"] = cfg.make_task(test=True).sample(cfg.eval_size, test_rng(cfg.seed))
+    return run
 
-    Raises ValueError (one line) for a missing folder, config, weights, or a corrupt file.
-    """
-    run_dir = os.fspath(run_dir)
-    if not os.path.isdir(run_dir):
-        raise ValueError(f"{run_dir}: no such run folder")
-    cp = os.path.join(run_dir, "config.json")
-    if not os.path.exists(cp):
-        raise ValueError(f"{run_dir}: not a run folder (no config.json)")
-    try:
-        cfg = TrainConfig.from_dict(_read_json(cp, "the config"))
-        cfg.validate()
-    except TypeError as e:
-        raise ValueError(f"{cp}: not a training config ({e})") from None
-    wp = os.path.join(run_dir, WEIGHTS)
-    if not os.path.exists(wp):
-        raise ValueError(f"{run_dir}: no {WEIGHTS} (the run has not finished; "
-                         f"lstmlab train --resume --out {run_dir} finishes it)")
-    try:
-        arrays, _ = load_arrays(wp)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{wp}: cannot be read ({str(e).splitlines()[0]})") from None
-    task, test_task = cfg.make_task(), cfg.make_task(test=True)
-    model = build_model(cfg, task)
-    model.load_params(arrays)
-    metrics = []
-    mp = os.path.join(run_dir, "metrics.jsonl")
-    if os.path.exists(mp):
-        with open(mp) as f:
-            for n, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        metrics.append(json.loads(line))
-                    except ValueError:
-                        raise ValueError(f"{mp}: line {n} is not JSON") from None
-    return {"dir": run_dir, "config": cfg, "model": model, "task": test_task, "metrics": metrics,
-            "batch": test_task.sample(cfg.eval_size, test_rng(cfg.seed))}
+
+def _lengths(batch) -> np.ndarray:
+    """(B,) each sequence's length: one past its last step with a target (T if it has none)."""
+    last = batch.T - 1 - np.argmax(batch.mask[::-1], axis=0)                # (B,)
+    return np.where(batch.mask.any(axis=0), last + 1, batch.T)
 
 
 def _sequence(run, n):
@@ -91,8 +56,7 @@ def _sequence(run, n):
     B = batch.x.shape[1]
     if not 0 <= n < B:
         raise ValueError(f"sample: expected a sequence index in [0, {B}), got {n}")
-    steps = np.flatnonzero(batch.mask[:, n])
-    length = int(steps[-1]) + 1 if len(steps) else batch.T
+    length = int(_lengths(batch)[n])
     return batch.x[:length, n:n + 1], n, length
 
 
@@ -300,9 +264,7 @@ def gradient_flow_profiles(run, n_seq: int = 64) -> dict:
     size and initialisation, untrained. Returns label -> profile."""
     cfg, model, batch = run["config"], run["model"], run["batch"]
     x = batch.x[:, :n_seq]
-    steps = batch.mask[:, :n_seq]
-    lengths = np.array([np.flatnonzero(steps[:, b])[-1] + 1 if steps[:, b].any() else batch.T
-                        for b in range(x.shape[1])])
+    lengths = _lengths(batch)[:n_seq]
     task = cfg.make_task()
     out = {}
     models = [(f"{cfg.variant_name} trained", model),

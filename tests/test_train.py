@@ -102,3 +102,34 @@ def test_divergence_stops_with_a_clear_message_and_keeps_last_good_checkpoint(tm
     assert summary["status"] == "diverged"
     assert summary["last_good_iter"] == meta["iter"] < summary["diverged_at"] + 1
     assert not os.path.exists(tmp_path / WEIGHTS)
+
+
+def test_stop_at_ends_the_run_at_the_first_evaluation_that_reaches_it(tmp_path):
+    adding = dict(task="adding", task_args={"T": 8}, iters=30)   # headline mse, minimised
+    full = train(tiny(**adding), tmp_path / "full", quiet=True)
+    ms = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    # a threshold that the run first reaches at an evaluation after iteration 0
+    target = sorted(m["mse"] for m in ms[1:])[len(ms) // 2]
+    first = next(m["iter"] for m in ms[1:] if m["mse"] <= target)
+    assert 0 < first <= 30
+    s = train(tiny(**adding, stop_at=target), tmp_path / "stop", quiet=True)
+    assert s["iters_run"] == first and s["sequences_seen"] == first * 4
+    assert s["stopped_early"] == (first < 30) and s["mse"] <= target
+    kept = [json.loads(x)["iter"] for x in (tmp_path / "stop" / "metrics.jsonl").read_text().splitlines()]
+    assert kept[-1] == first
+    assert not full["stopped_early"] and full["iters_run"] == 30
+    # resuming a run that stopped leaves it stopped, with the same summary
+    again = train(tiny(**adding, stop_at=target), tmp_path / "stop", resume=True, quiet=True)
+    assert {k: v for k, v in again.items() if k not in ("params", "wall_s")} == \
+        {k: v for k, v in s.items() if k not in ("params", "wall_s")}
+
+
+def test_stop_at_is_left_out_of_the_config_dict_at_its_default():
+    from lstmlab.sweep.spec import run_id
+    d = tiny().to_dict()
+    assert "stop_at" not in d                              # earlier run ids are unchanged
+    assert tiny(stop_at=0.01).to_dict()["stop_at"] == 0.01
+    assert TrainConfig.from_dict(tiny(stop_at=0.01).to_dict()).stop_at == 0.01
+    assert run_id(d) != run_id(tiny(stop_at=0.01).to_dict())
+    with pytest.raises(ValueError, match="stop_at"):
+        tiny(stop_at="high")

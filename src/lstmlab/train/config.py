@@ -30,6 +30,8 @@ TEST_STREAM = 2
 DROPOUT_STREAM = 3
 LR_SCHEDULES = ("constant", "step", "cosine")
 OPTIMIZERS = ("adam", "sgd")
+#: Fields left out of :meth:`TrainConfig.to_dict` while at these defaults (see there).
+OMIT_AT_DEFAULT = {"stop_at": None}
 
 
 def train_rng(seed: int, it: int) -> np.random.Generator:
@@ -77,7 +79,10 @@ class TrainConfig:
         after ``warmup`` iterations of linear warm-up.
     Bookkeeping
         ``eval_every`` iterations evaluate on ``eval_size`` held-out sequences;
-        ``checkpoint_every`` iterations save a checkpoint (0: only at the end).
+        ``checkpoint_every`` iterations save a checkpoint (0: only at the end);
+        ``stop_at``: stop at the first evaluation whose headline metric reaches this value
+        (at least it when the task maximises the metric, at most it otherwise), as the papers
+        stop a run once it solves the task; None trains all ``iters``.
     """
 
     task: str = "msd-pair"
@@ -115,6 +120,7 @@ class TrainConfig:
     eval_every: int = 250
     eval_size: int = 512
     checkpoint_every: int = 500
+    stop_at: float | None = None
     backend: str = "auto"
     dtype: str = "float64"
 
@@ -157,6 +163,10 @@ class TrainConfig:
             raise ValueError(f"gate_bias: keys must be among i, f, g, o; got {sorted(bad)}")
         if self.init_range is not None and not self.init_range > 0:
             raise ValueError(f"init_range: expected a positive number or None, got {self.init_range!r}")
+        if self.stop_at is not None and not (isinstance(self.stop_at, (int, float))
+                                             and not isinstance(self.stop_at, bool)
+                                             and math.isfinite(self.stop_at)):
+            raise ValueError(f"stop_at: expected a number or None, got {self.stop_at!r}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype: expected float32 or float64, got {self.dtype!r}")
         from ..core.spec import CellSpec, resolve_spec
@@ -198,8 +208,14 @@ class TrainConfig:
 
     # -- JSON ---------------------------------------------------------------------------------
     def to_dict(self) -> dict:
+        """The fields as JSON-ready values. Fields added after run ids were first published
+        (:data:`OMIT_AT_DEFAULT`) are left out while at their default, so the id of every
+        earlier config (a hash of this dict) stays what it was."""
         d = dataclasses.asdict(self)
         d["betas"] = list(self.betas)
+        for name, default in OMIT_AT_DEFAULT.items():
+            if d[name] == default:
+                del d[name]
         return d
 
     def to_json(self, path=None) -> str:

@@ -122,6 +122,25 @@ def _load_checkpoint(path, model, opt, cfg) -> tuple[int, float, tuple]:
     return int(meta["iter"]), float(meta.get("wall_s", 0.0)), running
 
 
+def _reached(cfg: TrainConfig, task, record: dict | None) -> bool:
+    """Whether an evaluation record meets the config's ``stop_at`` on the task's headline."""
+    if cfg.stop_at is None or not record or task.headline not in record:
+        return False
+    v = record[task.headline]
+    return v >= cfg.stop_at if task.maximize else v <= cfg.stop_at
+
+
+def _last_record(path) -> dict | None:
+    if not os.path.exists(path):
+        return None
+    last = None
+    with open(path) as f:
+        for line in f:
+            if line.strip():
+                last = json.loads(line)
+    return last
+
+
 def _truncate_metrics(path, last_iter: int) -> None:
     """Keep the records up to ``last_iter`` (those after it will be written again)."""
     if not os.path.exists(path):
@@ -173,6 +192,10 @@ def train(cfg: TrainConfig, out_dir=None, *, resume: bool = False, quiet: bool =
                 raise ValueError(f"resume: no checkpoint in {out_dir}")
             start, wall_before, running = _load_checkpoint(ckpt, model, opt, cfg)
             _truncate_metrics(metrics_path, start if start > 0 else -1)   # iter 0 is logged again
+            if start > 0:
+                stopped = _last_record(metrics_path)
+                if stopped and stopped["iter"] == start and _reached(cfg, test_task, stopped):
+                    start = cfg.iters                 # it had stopped there: nothing to do
         else:
             if os.path.exists(metrics_path):
                 os.unlink(metrics_path)
@@ -204,6 +227,7 @@ def train(cfg: TrainConfig, out_dir=None, *, resume: bool = False, quiet: bool =
              **evaluate(model, test_task, test_batch), "wall_s": 0.0})
     loss_sum, gnorm_sum, n_sum = running       # train loss / grad norm since the last evaluation
     last = None
+    done = start
     name = label or f"{cfg.task} {cfg.variant_name} seed {cfg.seed}"
     with Progress(cfg.iters, name, enabled=show_progress(quiet), start=start) as bar:
         for it in range(start, cfg.iters):
@@ -234,6 +258,8 @@ def train(cfg: TrainConfig, out_dir=None, *, resume: bool = False, quiet: bool =
                            force=True)
             else:
                 bar.update(done, f"loss {loss:.2e}")
+            if _reached(cfg, test_task, last) and last["iter"] == done:
+                break                                     # solved: stop as the papers do
             if ckpt is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0 \
                     and done < cfg.iters:
                 if all(np.isfinite(p).all() for p in model.params.values()):
@@ -241,12 +267,16 @@ def train(cfg: TrainConfig, out_dir=None, *, resume: bool = False, quiet: bool =
                     last_good = done
 
     if last is None:                                      # resumed a finished run
-        last = {"iter": cfg.iters, **evaluate(model, test_task, test_batch), "wall_s": wall()}
+        last = _last_record(metrics_path) if start == cfg.iters and metrics_path else None
+        if not last or last.get("train_loss") is None:
+            last = {"iter": done, **evaluate(model, test_task, test_batch), "wall_s": wall()}
+        done = last["iter"]
     summary = {"status": "done", "task": cfg.task, "variant": cfg.variant_name, "seed": cfg.seed,
-               "iters": cfg.iters, "wall_s": round(wall(), 3), "headline": key,
+               "iters": cfg.iters, "iters_run": done, "sequences_seen": done * cfg.batch,
+               "stopped_early": done < cfg.iters, "wall_s": round(wall(), 3), "headline": key,
                **{k: v for k, v in last.items() if k not in ("iter", "wall_s")}}
     if out_dir is not None:
-        _save_checkpoint(ckpt, model, opt, cfg, cfg.iters, wall())
+        _save_checkpoint(ckpt, model, opt, cfg, done, wall())
         save_arrays(os.path.join(out_dir, WEIGHTS), model.params,
                     {"model": model.config(), "train_config": cfg.to_dict()})
         atomic_write_json(os.path.join(out_dir, "summary.json"), summary)

@@ -59,6 +59,13 @@ def _seed_list(text: str) -> list[int]:
     return out
 
 
+def _name_list(text: str) -> list[str]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of names, got {text!r}")
+    return names
+
+
 def _int_list(text: str) -> list[int]:
     try:
         v = [int(x) for x in text.split(",") if x.strip()]
@@ -217,6 +224,38 @@ def _cmd_reproduce(args) -> int:
             import numpy as np
             print(f"{v:9s} solve rate {np.mean(sr):.3f} ± {np.std(sr, ddof=1) if len(sr) > 1 else 0:.3f} "
                   f"(min {min(sr):.3f}), test MSE {np.mean(ms):.2e} over {len(sr)} seeds")
+    print(f"report: {args.out}/report.md")
+    return 0
+
+
+def _cmd_reproduce_longrange(args) -> int:
+    from .experiments import longrange
+
+    log = (lambda *a, **k: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    records = longrange.reproduce(args.out, setting="quick" if args.quick else "full",
+                                  tasks=args.tasks, seeds=args.seeds, iters=args.iters,
+                                  jobs=args.jobs, figures=not args.no_figures, quiet=args.quiet,
+                                  log=log)
+    for r in longrange.summary_rows(records):
+        if "metric" in r:
+            print(f"{r['case']:22s} {r['variant']:9s} solved {r['solved']}/{r['done']}, beats "
+                  f"baseline {r['beats']}/{r['done']}, {r['metric']} {r['mean']:.3g} ± {r['std']:.2g}")
+    print(f"report: {args.out}/report.md")
+    return 0
+
+
+def _cmd_reproduce_ablation(args) -> int:
+    from .experiments import ablation
+
+    log = (lambda *a, **k: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    records = ablation.reproduce(args.out, setting="quick" if args.quick else "full",
+                                 seeds=args.seeds, iters=args.iters, jobs=args.jobs,
+                                 figures=not args.no_figures, quiet=args.quiet, log=log)
+    for r in ablation.compare(records):
+        if r["seeds"]:
+            p = "" if r.get("p") is None else f", p = {r['p']:.3g} against {ablation.FULL}"
+            print(f"{r['task']:12s} {r['rank']}. {r['variant']:9s} MSE {r['mse_mean']:.3g} ± "
+                  f"{r['mse_std']:.2g} ({r['seeds']} seeds{p})")
     print(f"report: {args.out}/report.md")
     return 0
 
@@ -435,7 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.set_defaults(func=_cmd_plot)
 
     r = sub.add_parser(
-        "reproduce", help="reproduce a paper's experiments or a classic claim (gers2002, gradient-flow)",
+        "reproduce", help="reproduce a paper's experiments or a classic claim (gers2002, gradient-flow, long-range, ablation)",
         description="Reproduce an experiment: each writes results.json, report.md (our numbers beside "
                     "the published ones), figures/ and one run folder per training run; finished "
                     "runs in --out are reused and killed ones resumed. 'lstmlab reproduce NAME --help' "
@@ -490,6 +529,49 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", default="gradient-flow", metavar="DIR", help="output folder (default ./gradient-flow)")
     f.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     f.set_defaults(func=_cmd_reproduce_gradflow)
+
+    lr = rs.add_parser(
+        "long-range", help="long time lags: LSTM, peephole, GRU, RNN on adding, multiplication, "
+                           "temporal order and copy",
+        description="Train lstm, peephole, gru and rnn (same hidden size) on the long-time-lag tasks: "
+                    "the adding problem of 1997 (T = 100, 500) and of 2016 (T = 100, 200, 400), "
+                    "multiplication (T = 100), temporal order 6a and 6b, and copy memory (T = 100, "
+                    "200), over seeds; writes results.json (one record per run), report.md (the "
+                    "table beside the published numbers), learning curves and the gradient-flow "
+                    "figure of the trained and untrained models. --quick: the 1997 adding problem "
+                    "at T = 100 with 2 seeds and short adding and copy runs (a few minutes on 2 cores).")
+    lr.add_argument("--quick", action="store_true", help="the quick setting (a few minutes)")
+    lr.add_argument("--tasks", type=_name_list, metavar="LIST",
+                    help="only these tasks, e.g. adding-1997,copy (default: all of the setting)")
+    lr.add_argument("--seeds", type=_seed_list, metavar="SEEDS",
+                    help="seeds of every case (default: each case's own, 2-5 seeds)")
+    lr.add_argument("--iters", type=_positive_int, metavar="N",
+                    help="cap every run at N iterations (default: each case's own)")
+    lr.add_argument("--jobs", type=_positive_int, metavar="N", help="parallel processes (default: all cores)")
+    lr.add_argument("--no-figures", action="store_true", help="skip the figures")
+    lr.add_argument("--out", default="long-range", metavar="DIR", help="output folder (default ./long-range)")
+    lr.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    lr.set_defaults(func=_cmd_reproduce_longrange)
+
+    ab = rs.add_parser(
+        "ablation", help="which gate matters: nig, nfg, nog, niaf, noaf, cifg, lstm, gru against "
+                         "the peephole LSTM",
+        description="Remove each gate and each activation of the peephole LSTM in turn (nig, nfg, nog, "
+                    "niaf, noaf, cifg; plus lstm without peepholes and gru), train each on the adding "
+                    "problem of 1997 (T = 100) and on msd-pair (timing) over seeds, and rank them by "
+                    "held-out MSE with Welch's t-test against the full cell; writes results.json, "
+                    "report.md (one table, the comparison with Greff et al. 2017) and "
+                    "figures/ablation.png. --quick: 3 seeds and short runs (a few minutes).")
+    ab.add_argument("--quick", action="store_true", help="the quick setting (a few minutes)")
+    ab.add_argument("--seeds", type=_seed_list, metavar="SEEDS",
+                    help="seeds of every variant and task (default 0-7; quick 0-2)")
+    ab.add_argument("--iters", type=_positive_int, metavar="N",
+                    help="cap every run at N iterations (default: adding 4000, msd-pair 3000)")
+    ab.add_argument("--jobs", type=_positive_int, metavar="N", help="parallel processes (default: all cores)")
+    ab.add_argument("--no-figures", action="store_true", help="skip the figure")
+    ab.add_argument("--out", default="ablation", metavar="DIR", help="output folder (default ./ablation)")
+    ab.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    ab.set_defaults(func=_cmd_reproduce_ablation)
     return p
 
 

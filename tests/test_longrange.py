@@ -119,3 +119,70 @@ def test_reproduce_ablation_tiny(tmp_path, capsys):
     assert "against peephole" in capsys.readouterr().out
     assert main(["reproduce", "ablation", "--seeds", "0", "--out", str(out)]) == 2
     assert "seeds" in capsys.readouterr().err
+
+
+def test_ablation_gives_no_test_when_runs_diverged_or_seeds_repeat():
+    recs = [{"task": "t", "variant": v, "seed": s, "status": "done", "mse": m, "solve_rate": 1.0}
+            for v, m in (("peephole", 1e-2), ("noaf", 1e-4)) for s, m in ((0, m), (1, 2 * m))]
+    recs += [{"task": "t", "variant": "noaf", "seed": s, "status": "diverged"} for s in (2, 3)]
+    recs += [{"task": "t", "variant": "peephole", "seed": s, "status": "done", "mse": 1e-2,
+              "solve_rate": 1.0} for s in (2, 3)]
+    noaf = next(r for r in ablation.compare(recs) if r["variant"] == "noaf")
+    assert "p" not in noaf and noaf["not_done"] == 2
+    assert "diverged" in ablation._verdict(noaf, 0.05)
+    with pytest.raises(ValueError, match="seed 0 is given twice"):
+        ablation.reproduce("unused", seeds=[0, 0])
+    with pytest.raises(ValueError, match="seed 1 is given twice"):
+        longrange.reproduce("unused", seeds=[1, 2, 1])
+
+
+def test_ablation_starts_every_lstm_cells_forget_gate_alike():
+    """cifg's forget gate is 1 - i: its input bias carries the recipe's forget bias."""
+    from lstmlab.train.loop import build_model
+
+    for task in ablation.TASKS:
+        fb = {}
+        for v in ("peephole", "lstm", "nig", "nog", "cifg"):
+            cfg = ablation.config(task, v, 0, 10)
+            b = build_model(cfg, cfg.make_task()).params
+            H = cfg.hidden
+            summed = b["rnn.bias_ih_l0"] + b["rnn.bias_hh_l0"]                 # (4H,) i f g o
+            fb[v] = float(np.mean(-summed[:H])) if v == "cifg" else float(np.mean(summed[H:2 * H]))
+        assert max(fb.values()) - min(fb.values()) < 1e-9, (task, fb)
+
+
+def test_records_and_report_of_solved_regressed_and_failed_runs(tmp_path):
+    case = longrange.Case("adding", 100, 4, 300, (0, 1, 2))
+    cfgs = [longrange.case_config(case, "lstm", s) for s in range(3)]
+    metrics = {0: [(0, 0.17, 0.0), (100, 0.001, 1.0), (200, 0.0005, 1.0)],   # solves at 100
+               1: [(0, 0.17, 0.0), (100, 0.001, 1.0), (200, 0.2, 0.1)]}      # solves, regresses
+    rows = []
+    for s, ms in metrics.items():
+        d = tmp_path / f"r{s}"
+        d.mkdir()
+        (d / "metrics.jsonl").write_text("".join(
+            json.dumps({"iter": i, "mse": m, "solve_rate": sr}) + "\n" for i, m, sr in ms))
+        rows.append({"status": "done", "run_dir": str(d), "wall_s": 1.0})
+    rows.append({"status": "diverged", "run_dir": str(tmp_path / "r2"), "error": "nan"})
+    fresh = [{"mse": 0.0006, "solve_rate": 0.995}, {"mse": 0.19, "solve_rate": 0.12}, None]
+    recs = [longrange.record_of(case, c, r, str(tmp_path), f) for c, r, f in zip(cfgs, rows, fresh)]
+    assert recs[0]["solved"] and recs[0]["sequences_to_solve"] == 100 * 32
+    assert recs[0]["mse"] == 0.0006 and recs[0]["at_stop"]["mse"] == 0.0005
+    assert not recs[1]["solved"] and recs[1]["sequences_to_solve"] is None
+    assert recs[2]["status"] == "diverged" and recs[2]["error"] == "nan"
+    row = longrange.summary_rows(recs)[0]
+    assert (row["done"], row["solved"], row["beats"], row["to_solve"]) == (2, 1, 1, [3200])
+    assert row["not_done"] == {"diverged": 1}
+    report = longrange.write_report(str(tmp_path), recs, [], {})
+    assert "| adding T=100 | lstm | 4 / 128 | 2/3 (1 diverged) | 1 | 1 |" in report
+    if have_matplotlib():
+        from lstmlab.viz.longrange import plot_curves
+        plot_curves(recs, str(tmp_path / "c.png"))
+
+
+def test_copy_cut_off_is_claimed_only_when_monotone():
+    def rec(T, beats):
+        return {"task": "copy", "variant": "lstm", "T": T, "status": "done", "beats_baseline": beats}
+    assert longrange.stops_beating([rec(100, True), rec(200, False)]) == {"lstm": (100, 200)}
+    assert longrange.stops_beating([rec(100, False), rec(200, True)]) == {"lstm": (None, None)}
+    assert longrange.stops_beating([rec(100, True), rec(200, True)]) == {"lstm": (200, None)}

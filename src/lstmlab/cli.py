@@ -237,7 +237,7 @@ def _cmd_reproduce_longrange(args) -> int:
                                   jobs=args.jobs, figures=not args.no_figures, quiet=args.quiet,
                                   log=log)
     for r in longrange.summary_rows(records):
-        if "metric" in r:
+        if "mean" in r:
             print(f"{r['case']:22s} {r['variant']:9s} solved {r['solved']}/{r['done']}, beats "
                   f"baseline {r['beats']}/{r['done']}, {r['metric']} {r['mean']:.3g} ± {r['std']:.2g}")
     print(f"report: {args.out}/report.md")

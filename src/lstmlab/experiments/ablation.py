@@ -10,7 +10,9 @@ tasks over several seeds, through the sweep store:
 The score is the held-out MSE at the end. Every variant is compared with the full cell (the
 peephole LSTM, Greff et al.'s "vanilla" V, on which their variants are defined) by Welch's
 t-test on log10 MSE over the seeds (MSE spans orders of magnitude between seeds; the log makes
-the t-test's normal approximation tenable). It writes::
+the t-test's normal approximation tenable). A variant with a diverged or failed run gets no
+test (dropping its worst seeds would bias it); the table says how many did not finish. It
+writes::
 
     results.json        one record per run: task, variant, seed, mse, solve_rate, ...
     report.md           the ranking per task with mean +- std, Welch's t and p against the full
@@ -31,7 +33,7 @@ from ..sweep.execute import check_out_dir, run_in_store
 from ..sweep.spec import run_id
 from ..train.config import TrainConfig
 from . import gers2002, longrange
-from .runner import default_jobs
+from .runner import check_seeds, default_jobs
 
 __all__ = ["VARIANTS", "FULL", "TASKS", "config", "reproduce", "compare", "write_report"]
 
@@ -50,16 +52,23 @@ GREFF = ("Greff et al. (2017) ran 5400 random-search trials on TIMIT, IAM online
 
 
 def config(task: str, variant: str, seed: int, iters: int) -> TrainConfig:
-    """The run of ``variant`` on ``task`` (see the module doc)."""
+    """The run of ``variant`` on ``task`` (see the module doc).
+
+    ``cifg`` has no forget-gate bias of its own (f = 1 - i), so the recipe's forget bias b_f
+    would never reach it; its input-gate bias is set to -b_f instead, which starts its forget
+    gate where every other cell's starts (sigmoid(b_f)) and its input gate nearly closed."""
     if task == "adding-1997":
         case = longrange.Case("adding-1997", 100, 16, iters, (seed,))
-        return longrange.case_config(case, variant, seed).replace(stop_at=None)
-    if task == "msd-pair":
+        cfg = longrange.case_config(case, variant, seed).replace(stop_at=None)
+    elif task == "msd-pair":
         cfg = gers2002.recipe_config(variant, seed, iters=iters)
         if variant in ("gru", "rnn"):        # the recipe's quiet initialisation is for LSTM cells
             cfg = cfg.replace(init_range=None, zero_bias=False, gate_bias={})
-        return cfg
-    raise ValueError(f"task: expected one of {', '.join(TASKS)}, got {task!r}")
+    else:
+        raise ValueError(f"task: expected one of {', '.join(TASKS)}, got {task!r}")
+    if variant == "cifg":
+        cfg = cfg.replace(gate_bias={**cfg.gate_bias, "i": -cfg.forget_bias})
+    return cfg
 
 
 def reproduce(out: str, setting: str = "full", seeds=None, iters: int | None = None,
@@ -69,9 +78,7 @@ def reproduce(out: str, setting: str = "full", seeds=None, iters: int | None = N
     ``seeds`` replaces the setting's seeds, ``iters`` caps the iterations (tests)."""
     if setting not in SETTINGS:
         raise ValueError(f"setting: expected one of {', '.join(SETTINGS)}, got {setting!r}")
-    seeds = tuple(SETTINGS[setting]["seeds"] if seeds is None else seeds)
-    if len(seeds) < 2:
-        raise ValueError("seeds: Welch's t-test needs at least two seeds")
+    seeds = check_seeds(SETTINGS[setting]["seeds"] if seeds is None else seeds, minimum=2)
     jobs = default_jobs() if jobs is None else jobs
     check_out_dir(out)
     t0 = time.perf_counter()
@@ -123,23 +130,28 @@ def compare(records) -> list[dict]:
             return np.log10([max(r["mse"], 1e-300) for r in records
                              if r["task"] == task and r["variant"] == v and r["status"] == "done"])
         ref = logs(FULL)
+        n_ref = sum(r["task"] == task and r["variant"] == FULL for r in records)
         rows = []
         for v in dict.fromkeys(r["variant"] for r in records if r["task"] == task):
             lg = logs(v)
+            n_all = sum(r["task"] == task and r["variant"] == v for r in records)
             if len(lg) == 0:
-                rows.append({"task": task, "variant": v, "seeds": 0})
+                rows.append({"task": task, "variant": v, "seeds": 0, "not_done": n_all})
                 continue
             mse = 10 ** lg
             sr = [r["solve_rate"] for r in records if r["task"] == task and r["variant"] == v
                   and r["status"] == "done" and r["solve_rate"] is not None]
-            row = {"task": task, "variant": v, "seeds": len(lg),
+            row = {"task": task, "variant": v, "seeds": len(lg), "not_done": n_all - len(lg),
                    "mse_mean": float(mse.mean()), "mse_std": float(mse.std(ddof=1)) if len(lg) > 1 else 0.0,
                    "log10_mse_mean": float(lg.mean()),
                    "log10_mse_std": float(lg.std(ddof=1)) if len(lg) > 1 else 0.0,
                    "solve_rate_mean": float(np.mean(sr)) if sr else None}
-            if v != FULL and len(lg) > 1 and len(ref) > 1:
+            # a test only on complete sets of seeds: dropping diverged runs would bias it
+            complete = row["not_done"] == 0 and len(ref) == n_ref
+            if v != FULL and complete and len(lg) > 1 and len(ref) > 1:
                 t, p = stats.ttest_ind(lg, ref, equal_var=False)
-                row.update(welch_t=float(t), p=float(p) if np.isfinite(p) else None)
+                if np.isfinite(t) and np.isfinite(p):
+                    row.update(welch_t=float(t), p=float(p))
             rows.append(row)
         rows.sort(key=lambda r: r.get("log10_mse_mean", np.inf))
         for rank, r in enumerate(rows, 1):
@@ -151,6 +163,8 @@ def compare(records) -> list[dict]:
 def _verdict(r, alpha) -> str:
     if r["variant"] == FULL:
         return "the full cell"
+    if r.get("not_done"):
+        return f"{r['not_done']} run(s) diverged or failed: no test"
     p = r.get("p")
     if p is None:
         return "no test"
@@ -181,6 +195,8 @@ def write_report(out, table, figure=None, setting="full", seeds=(), wall_s=0.0, 
         f"{(iters or {}).get('msd-pair')} iterations, H = 8, the Gers 2002 recipe of "
         "`lstmlab reproduce gers2002`; the GRU without its LSTM-only quiet initialisation). The same recipe for every variant: nothing is tuned "
         "per variant, unlike Greff's random search.",
+        "- cifg has no forget bias of its own (f = 1 - i): its input-gate bias is set to minus "
+        "the recipe's forget bias, so its forget gate starts where the others' do.",
         f"- Score: held-out MSE at the end (adding: 2560 sequences; msd-pair: 512). Welch's "
         f"t-test on log10 MSE of each variant against the full cell, two-sided; significant "
         f"at p < {alpha} (with {n_tests} comparisons per task, the Bonferroni threshold is "
@@ -194,15 +210,17 @@ def write_report(out, table, figure=None, setting="full", seeds=(), wall_s=0.0, 
     ]
     for r in table:
         if not r["seeds"]:
-            lines.append(f"| {r['task']} | | {r['variant']} | 0 | not finished | | | | | | |")
+            lines.append(f"| {r['task']} | | {r['variant']} | 0 of {r['not_done']} finished | | | | | | "
+                         f"{_verdict(r, alpha)} | |")
             continue
         p, sr, t = r.get("p"), r.get("solve_rate_mean"), r.get("welch_t")
         sr_s = "" if sr is None else f"{sr:.3f}"
         t_s = "" if t is None else f"{t:+.2f}"
         p_s = "" if p is None else f"{p:.3g}"
         bonf = "" if p is None else ("yes" if p < alpha / n_tests else "no")
+        seeds_s = f"{r['seeds']}" + (f" (+{r['not_done']} not finished)" if r["not_done"] else "")
         lines.append(
-            f"| {r['task']} | {r['rank']} | {r['variant']} | {r['seeds']} | "
+            f"| {r['task']} | {r['rank']} | {r['variant']} | {seeds_s} | "
             f"{r['mse_mean']:.3g} ± {r['mse_std']:.2g} | {r['log10_mse_mean']:.2f} ± "
             f"{r['log10_mse_std']:.2f} | {sr_s} | {t_s} | {p_s} | {_verdict(r, alpha)} | {bonf} |")
     lines += ["", "## What it shows", ""] + _findings(table, alpha)

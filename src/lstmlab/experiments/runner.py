@@ -17,13 +17,15 @@ import os
 import time
 import warnings
 
+import numpy as np
+
 from .._blas import set_blas_threads
 from ..core.spec import cell_kind
 from ..train.config import TrainConfig
 from ..train.loop import CHECKPOINT, TrainingDiverged, train
 from ..train.progress import Progress, show_progress
 
-__all__ = ["run_configs", "default_jobs"]
+__all__ = ["run_configs", "default_jobs", "check_seeds"]
 
 
 def default_jobs() -> int:
@@ -32,6 +34,21 @@ def default_jobs() -> int:
         return max(len(os.sched_getaffinity(0)), 1)
     except AttributeError:
         return max(os.cpu_count() or 1, 1)
+
+
+def check_seeds(seeds, minimum: int = 1) -> tuple:
+    """``seeds`` as a tuple of distinct integers >= 0, at least ``minimum`` of them; ValueError
+    otherwise (a seed given twice would count one run twice and fake the statistics)."""
+    seeds = tuple(seeds)
+    if len(seeds) < minimum:
+        raise ValueError(f"seeds: expected at least {minimum} seed(s), got {len(seeds)}")
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
+            raise ValueError(f"seeds: expected integers >= 0, got {s!r}")
+    dup = next((s for i, s in enumerate(seeds) if s in seeds[:i]), None)
+    if dup is not None:
+        raise ValueError(f"seeds: seed {dup} is given twice")
+    return tuple(int(s) for s in seeds)
 
 
 def _same_config(run_dir: str, cfg: TrainConfig) -> bool:

@@ -8,13 +8,15 @@ run exactly. Random numbers come from three separate streams derived from ``seed
   peephole vectors;
 * training data: batch ``i`` is drawn from ``default_rng([seed, TRAIN_STREAM, i])``, a pure
   function of (seed, i), which makes resuming a killed run exact;
-* test data: one held-out set from ``default_rng([seed, TEST_STREAM])``.
+* test data: one held-out set from ``default_rng([seed, TEST_STREAM])`` (and a second, fresh
+  one from ``FRESH_TEST_STREAM`` to score runs stopped on the first).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
+import numbers
 import os
 from dataclasses import dataclass, field
 
@@ -23,11 +25,12 @@ import numpy as np
 from ..core.init import GATES
 
 __all__ = ["TrainConfig", "TRAIN_STREAM", "TEST_STREAM", "LR_SCHEDULES", "train_rng", "test_rng",
-           "dropout_rng"]
+           "fresh_test_rng", "dropout_rng"]
 
 TRAIN_STREAM = 1
 TEST_STREAM = 2
 DROPOUT_STREAM = 3
+FRESH_TEST_STREAM = 4
 LR_SCHEDULES = ("constant", "step", "cosine")
 OPTIMIZERS = ("adam", "sgd")
 #: Fields left out of :meth:`TrainConfig.to_dict` while at these defaults (see there).
@@ -47,6 +50,13 @@ def dropout_rng(seed: int, it: int) -> np.random.Generator:
 def test_rng(seed: int) -> np.random.Generator:
     """The generator of the held-out test set of a run with ``seed``."""
     return np.random.default_rng([seed, TEST_STREAM])
+
+
+def fresh_test_rng(seed: int) -> np.random.Generator:
+    """A second held-out set, never seen during training: a run stopped because it reached a
+    criterion on the test set (``stop_at``) is scored on this one, so that the first crossing
+    of a noisy threshold does not decide its score."""
+    return np.random.default_rng([seed, FRESH_TEST_STREAM])
 
 
 @dataclass
@@ -127,6 +137,8 @@ class TrainConfig:
     def __post_init__(self):
         self.betas = tuple(self.betas)
         self.validate()
+        if self.stop_at is not None:
+            self.stop_at = float(self.stop_at)          # JSON-ready (numpy scalars are not)
 
     # -- checks -----------------------------------------------------------------------------
     def validate(self) -> "TrainConfig":
@@ -163,7 +175,7 @@ class TrainConfig:
             raise ValueError(f"gate_bias: keys must be among i, f, g, o; got {sorted(bad)}")
         if self.init_range is not None and not self.init_range > 0:
             raise ValueError(f"init_range: expected a positive number or None, got {self.init_range!r}")
-        if self.stop_at is not None and not (isinstance(self.stop_at, (int, float))
+        if self.stop_at is not None and not (isinstance(self.stop_at, numbers.Real)
                                              and not isinstance(self.stop_at, bool)
                                              and math.isfinite(self.stop_at)):
             raise ValueError(f"stop_at: expected a number or None, got {self.stop_at!r}")

@@ -31,7 +31,7 @@ from .config import TrainConfig, dropout_rng, test_rng, train_rng
 from .model import SeqModel
 from .progress import Progress, show_progress
 
-__all__ = ["train", "TrainingDiverged", "evaluate", "load_run", "build_model", "CHECKPOINT",
+__all__ = ["train", "TrainingDiverged", "evaluate", "load_run", "read_metrics", "build_model", "CHECKPOINT",
            "WEIGHTS", "SNAPSHOTS"]
 
 #: Test metrics that, when NaN or infinite, mean the run has diverged.
@@ -130,15 +130,25 @@ def _reached(cfg: TrainConfig, task, record: dict | None) -> bool:
     return v >= cfg.stop_at if task.maximize else v <= cfg.stop_at
 
 
-def _last_record(path) -> dict | None:
+def read_metrics(path) -> list[dict]:
+    """The records of a ``metrics.jsonl`` file ([] when there is none); ValueError (one line)
+    for a line that is not JSON."""
+    out = []
     if not os.path.exists(path):
-        return None
-    last = None
+        return out
     with open(path) as f:
-        for line in f:
+        for n, line in enumerate(f, 1):
             if line.strip():
-                last = json.loads(line)
-    return last
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    raise ValueError(f"{path}: line {n} is not JSON") from None
+    return out
+
+
+def _last_record(path) -> dict | None:
+    records = read_metrics(path)
+    return records[-1] if records else None
 
 
 def _truncate_metrics(path, last_iter: int) -> None:
@@ -208,8 +218,8 @@ def train(cfg: TrainConfig, out_dir=None, *, resume: bool = False, quiet: bool =
     if snapshot_every and out_dir is None:
         raise ValueError("snapshot_every: needs a run folder (out_dir)")
 
-    def snapshot(done):
-        if snapshot_every and (done % snapshot_every == 0 or done == cfg.iters):
+    def snapshot(done, last=False):
+        if snapshot_every and (done % snapshot_every == 0 or done == cfg.iters or last):
             save_arrays(os.path.join(out_dir, SNAPSHOTS, f"{done:08d}.safetensors"), model.params,
                         {"iter": done})
 
@@ -258,7 +268,8 @@ def train(cfg: TrainConfig, out_dir=None, *, resume: bool = False, quiet: bool =
                            force=True)
             else:
                 bar.update(done, f"loss {loss:.2e}")
-            if _reached(cfg, test_task, last) and last["iter"] == done:
+            if _reached(cfg, test_task, last):
+                snapshot(done, last=True)                 # the GIF ends on the final weights
                 break                                     # solved: stop as the papers do
             if ckpt is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0 \
                     and done < cfg.iters:
@@ -266,7 +277,7 @@ def train(cfg: TrainConfig, out_dir=None, *, resume: bool = False, quiet: bool =
                     _save_checkpoint(ckpt, model, opt, cfg, done, wall(), (loss_sum, gnorm_sum, n_sum))
                     last_good = done
 
-    if last is None:                                      # resumed a finished run
+    if last is None:                          # resumed a finished (or stopped) run
         last = _last_record(metrics_path) if start == cfg.iters and metrics_path else None
         if not last or last.get("train_loss") is None:
             last = {"iter": done, **evaluate(model, test_task, test_batch), "wall_s": wall()}
@@ -331,16 +342,7 @@ def load_run(run_dir) -> dict:
         arrays, _ = load_arrays(wp)
     except (OSError, ValueError) as e:
         raise ValueError(f"{wp}: cannot be read ({str(e).splitlines()[0]})") from None
-    metrics = []
-    mp = os.path.join(run_dir, "metrics.jsonl")
-    if os.path.exists(mp):
-        with open(mp) as f:
-            for n, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        metrics.append(json.loads(line))
-                    except ValueError:
-                        raise ValueError(f"{mp}: line {n} is not JSON") from None
+    metrics = read_metrics(os.path.join(run_dir, "metrics.jsonl"))
     sp = os.path.join(run_dir, "summary.json")
     summary = _read_json(sp, "the summary") if os.path.exists(sp) else {}
     task = cfg.make_task()

@@ -59,6 +59,14 @@ def _seed_list(text: str) -> list[int]:
     return out
 
 
+def _output_options(parser, out: str) -> None:
+    """The options every experiment shares: --jobs, --no-figures, --out, --quiet."""
+    parser.add_argument("--jobs", type=_positive_int, metavar="N", help="parallel processes (default: all cores)")
+    parser.add_argument("--no-figures", action="store_true", help="skip the figures")
+    parser.add_argument("--out", default=out, metavar="DIR", help=f"output folder (default ./{out})")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+
+
 def _name_list(text: str) -> list[str]:
     names = [t.strip() for t in text.split(",") if t.strip()]
     if not names:
@@ -491,7 +499,6 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--iters", type=_positive_int, default=3000, metavar="N", help="iterations per run (default 3000)")
     r.add_argument("--recipe", choices=["ours", "npow"], default="ours",
                    help="training recipe: ours (default) or the npow reproduction's")
-    r.add_argument("--jobs", type=_positive_int, metavar="N", help="parallel processes (default: all cores)")
     r.add_argument("--sweep-T", action="store_true",
                    help="also sweep T over --T-values with the D range scaled with T (not by default)")
     r.add_argument("--T-values", type=_int_list, default=[150, 300, 600, 1000], metavar="LIST",
@@ -504,9 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seeds of the paper-task runs (default 0-2)")
     r.add_argument("--paper-iters", type=_positive_int, default=1500, metavar="N",
                    help="iterations of the paper-task runs (default 1500)")
-    r.add_argument("--no-figures", action="store_true", help="skip the figures")
-    r.add_argument("--out", default="gers2002", metavar="DIR", help="output folder (default ./gers2002)")
-    r.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    _output_options(r, "gers2002")
     r.set_defaults(func=_cmd_reproduce)
 
     f = rs.add_parser(
@@ -524,10 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training iterations (default 3000)")
     f.add_argument("--quick", action="store_true",
                    help="a smoke run: seeds 0-1, one trained seed, 100 iterations (seconds)")
-    f.add_argument("--jobs", type=_positive_int, metavar="N", help="parallel processes (default: all cores)")
-    f.add_argument("--no-figures", action="store_true", help="skip the figure")
-    f.add_argument("--out", default="gradient-flow", metavar="DIR", help="output folder (default ./gradient-flow)")
-    f.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    _output_options(f, "gradient-flow")
     f.set_defaults(func=_cmd_reproduce_gradflow)
 
     lr = rs.add_parser(
@@ -539,18 +541,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "200), over seeds; writes results.json (one record per run), report.md (the "
                     "table beside the published numbers), learning curves and the gradient-flow "
                     "figure of the trained and untrained models. --quick: the 1997 adding problem "
-                    "at T = 100 with 2 seeds and short adding and copy runs (a few minutes on 2 cores).")
-    lr.add_argument("--quick", action="store_true", help="the quick setting (a few minutes)")
+                    "at T = 100 with 2 seeds and short adding and copy runs.")
+    lr.add_argument("--quick", action="store_true", help="the quick setting (short smoke runs)")
     lr.add_argument("--tasks", type=_name_list, metavar="LIST",
                     help="only these tasks, e.g. adding-1997,copy (default: all of the setting)")
     lr.add_argument("--seeds", type=_seed_list, metavar="SEEDS",
                     help="seeds of every case (default: each case's own, 2-5 seeds)")
     lr.add_argument("--iters", type=_positive_int, metavar="N",
                     help="cap every run at N iterations (default: each case's own)")
-    lr.add_argument("--jobs", type=_positive_int, metavar="N", help="parallel processes (default: all cores)")
-    lr.add_argument("--no-figures", action="store_true", help="skip the figures")
-    lr.add_argument("--out", default="long-range", metavar="DIR", help="output folder (default ./long-range)")
-    lr.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    _output_options(lr, "long-range")
     lr.set_defaults(func=_cmd_reproduce_longrange)
 
     ab = rs.add_parser(
@@ -561,16 +560,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "problem of 1997 (T = 100) and on msd-pair (timing) over seeds, and rank them by "
                     "held-out MSE with Welch's t-test against the full cell; writes results.json, "
                     "report.md (one table, the comparison with Greff et al. 2017) and "
-                    "figures/ablation.png. --quick: 3 seeds and short runs (a few minutes).")
-    ab.add_argument("--quick", action="store_true", help="the quick setting (a few minutes)")
+                    "figures/ablation.png. --quick: 3 seeds and short runs.")
+    ab.add_argument("--quick", action="store_true", help="the quick setting (3 seeds, short runs)")
     ab.add_argument("--seeds", type=_seed_list, metavar="SEEDS",
                     help="seeds of every variant and task (default 0-7; quick 0-2)")
     ab.add_argument("--iters", type=_positive_int, metavar="N",
                     help="cap every run at N iterations (default: adding 4000, msd-pair 3000)")
-    ab.add_argument("--jobs", type=_positive_int, metavar="N", help="parallel processes (default: all cores)")
-    ab.add_argument("--no-figures", action="store_true", help="skip the figure")
-    ab.add_argument("--out", default="ablation", metavar="DIR", help="output folder (default ./ablation)")
-    ab.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    _output_options(ab, "ablation")
     ab.set_defaults(func=_cmd_reproduce_ablation)
     return p
 

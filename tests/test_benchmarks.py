@@ -28,3 +28,15 @@ def test_gers_run_times_a_short_run_in_a_process_with_its_threads(capsys):
     assert bench_gers_run.main(["--configs", "reference:1:1", "--rounds", "1", "--iters", "3"]) == 0
     table = capsys.readouterr().out
     assert "| reference:1:1 |" in table and "| 1.00 |" in table
+
+
+def test_torch_module_benchmark_runs_every_path(capsys):
+    pytest.importorskip("torch")
+    import bench_torch_module
+    assert bench_torch_module.main(["--workloads", "W1", "--repeats", "2"]) == 0
+    out = capsys.readouterr().out
+    for path in ("torch.nn.LSTM", "lstmlab.torch (compiled)", "lstmlab.torch (pure torch)",
+                 "per-step loop"):
+        assert f"| {path} |" in out
+    with pytest.raises(SystemExit):
+        bench_torch_module.main(["--workloads", "W9"])

@@ -299,6 +299,8 @@ def test_bad_input_raises_value_error_naming_the_argument():
         (lambda: lt.RNN(D, H, nonlinearity="relu"), "nonlinearity"),
         (lambda: lt.LSTMCell(D, H, variant="fgr"), "variant"),
         (lambda: lt.LSTMCell(D, H)(torch.zeros(B, D + 1)), "input"),
+        (lambda: lt.LSTMCell(D, H)(torch.zeros(B, D, dtype=F64)), "input"),
+        (lambda: lt.LSTMCell(D, H)(torch.zeros(B, D), torch.zeros(B, H)), "hx"),
         (lambda: lt.LSTM(D, H, dtype=torch.float16, backend="compiled")(torch.zeros(T, B, D, dtype=torch.float16)), "backend"),
     ]
     for call, match in cases:
@@ -323,3 +325,15 @@ def test_import_needs_torch_not_numba():
             "print('ok')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_torch_compile_runs_the_pure_path():
+    """Under torch.compile (dynamo; the eager backend, no C++ compiler needed) the module takes
+    the pure-torch equations and gives the compiled path's numbers, gradients included."""
+    m = lt.LSTM(2, 3, variant="peephole", dtype=F64)
+    x = torch.randn(5, 2, 2, dtype=F64, generator=torch.Generator().manual_seed(0))
+    y = torch.compile(m, backend="eager")(x)[0]
+    assert _maxdiff(y, m(x)[0]) < 1e-12
+    g1 = torch.autograd.grad(y.sum(), list(m.parameters()))
+    g2 = torch.autograd.grad(m(x)[0].sum(), list(m.parameters()))
+    assert max(_maxdiff(a, b) for a, b in zip(g1, g2)) < 1e-12

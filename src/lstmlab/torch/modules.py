@@ -372,13 +372,8 @@ class LSTMCell(nn.Module):
 
     def forward(self, input, hx=None):
         w = self.weight_ih
-        for name, t in [("input", input)] + ([] if hx is None else
-                                              [("hx (h_0)", hx[0] if isinstance(hx, (tuple, list)) else hx)]):
-            if not isinstance(t, torch.Tensor):
-                raise ValueError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
-            if t.dtype != w.dtype or t.device != w.device:
-                raise ValueError(f"{name}: expected {w.dtype} on {w.device} (the module's), got "
-                                 f"{t.dtype} on {t.device}")
+        if not isinstance(input, torch.Tensor):
+            raise ValueError(f"input: expected a torch.Tensor, got {type(input).__name__}")
         if input.dim() not in (1, 2) or input.shape[-1] != self.input_size:
             raise ValueError(f"input: expected shape (B, {self.input_size}) or ({self.input_size},), "
                              f"got {tuple(input.shape)}")
@@ -393,9 +388,13 @@ class LSTMCell(nn.Module):
             want = (B, H) if batched else (H,)
             for name, s in zip(("h_0", "c_0"), hx):
                 if not isinstance(s, torch.Tensor) or tuple(s.shape) != want:
-                    raise ValueError(f"hx ({name}): expected shape {want}, got "
-                                     f"{tuple(getattr(s, 'shape', ()))}")
+                    raise ValueError(f"hx ({name}): expected a tensor of shape {want}, got "
+                                     f"{tuple(getattr(s, 'shape', ())) or type(s).__name__}")
             h0, c0 = (s if batched else s.unsqueeze(0) for s in hx)
+        for name, t in (("input", x), ("hx (h_0)", h0), ("hx (c_0)", c0)):
+            if t.dtype != w.dtype or t.device != w.device:
+                raise ValueError(f"{name}: expected {w.dtype} on {w.device} (the module's), got "
+                                 f"{t.dtype} on {t.device}")
         b = self.bias_ih + self.bias_hh if self.bias else None
         a = nn.functional.linear(x, self.weight_ih, b) + h0 @ self.weight_hh.T    # (B, 4H)
         peep = None

@@ -44,10 +44,13 @@ def test_only_the_1997_tasks_stop_once_solved():
     assert cfg["adding-1997 T=100"].stop_at == 0.99 and cfg["temporal-order 6a"].stop_at == 0.99
     assert cfg["copy T=100"].stop_at is None and cfg["adding T=400"].stop_at is None
     assert {c.hidden for c in cfg.values() if c.task != "copy"} == {16}
-    # one recipe: variants of a case differ only by the variant
+    # one recipe: variants of a case differ only by the variant (and the LSTM cells' input-gate
+    # bias, a setting GRU and RNN do not have)
     c = longrange.cases("full")[0]
-    a, b = (longrange.case_config(c, v, 1).to_dict() for v in ("lstm", "gru"))
-    assert {k for k in a if a[k] != b[k]} == {"variant"}
+    a, b, p = (longrange.case_config(c, v, 1).to_dict() for v in ("lstm", "gru", "peephole"))
+    assert {k for k in a if a[k] != b[k]} == {"variant", "gate_bias"}
+    assert {k for k in a if a[k] != p[k]} == {"variant"}
+    assert a["gate_bias"] == {"i": -3.0} and b["gate_bias"] == {}
 
 
 def test_reproduce_long_range_tiny(tmp_path, capsys):

@@ -113,7 +113,8 @@ def reproduce(out: str, setting: str = "full", seeds=None, iters: int | None = N
         else:
             log("ablation: matplotlib is not installed, no figure (pip install 'lstmlab[plot]')")
     write_report(out, table, fig, setting=setting, seeds=seeds, wall_s=time.perf_counter() - t0,
-                 jobs=jobs, iters={t: next(c.iters for tt, *_, c in plan if tt == t) for t in TASKS})
+                 jobs=jobs, iters={t: next(c.iters for tt, *_, c in plan if tt == t) for t in TASKS},
+                 run_s=sum(r.get("wall_s") or 0.0 for r in records))
     log(f"ablation: wrote {os.path.join(out, 'results.json')} and {os.path.join(out, 'report.md')} "
         f"({time.perf_counter() - t0:.0f} s)")
     return records
@@ -174,15 +175,17 @@ def _verdict(r, alpha) -> str:
 
 
 def write_report(out, table, figure=None, setting="full", seeds=(), wall_s=0.0, jobs=1,
-                 iters=None) -> str:
+                 iters=None, run_s=0.0) -> str:
     n_tests = len(VARIANTS) - 1
     alpha = 0.05
     lines = [
         "# Which gate matters: the LSTM ablation",
         "",
         f"Measured by `lstmlab reproduce ablation{' --quick' if setting == 'quick' else ''}` on "
-        f"{platform.machine()} with {jobs} process(es) in {wall_s / 60:.1f} min; seeds "
-        f"{', '.join(map(str, seeds))} for every variant and task.",
+        f"{platform.machine()} with {jobs} process(es): {run_s / 60:.0f} min of run time in all "
+        f"(the runs' own times), this invocation {wall_s / 60:.1f} min (runs that finished "
+        f"earlier in the store are reused); seeds {', '.join(map(str, seeds))} for every variant "
+        "and task.",
         "",
         "## Setup",
         "",
@@ -190,7 +193,8 @@ def write_report(out, table, figure=None, setting="full", seeds=(), wall_s=0.0, 
         "`nig`, `nfg`, `nog`, `niaf`, `noaf` and `cifg` remove or couple one part). `lstm` is "
         "the cell without peepholes (Greff's NP); `gru` is PyTorch's GRU.",
         f"- adding-1997, T = 100 ({(iters or {}).get('adding-1997')} iterations, H = 16, Adam "
-        "3e-3 constant, batch 32, clip 1, forget bias 5; the long-range recipe without its "
+        f"3e-3 constant, batch 32, clip 1, forget bias {longrange.FORGET_BIAS:g} and input-gate "
+        f"bias {longrange.INPUT_BIAS:g} for the LSTM cells; the long-range recipe without its "
         "early stop). msd-pair, T = 150 ("
         f"{(iters or {}).get('msd-pair')} iterations, H = 8, the Gers 2002 recipe of "
         "`lstmlab reproduce gers2002`; the GRU without its LSTM-only quiet initialisation). The same recipe for every variant: nothing is tuned "

@@ -107,7 +107,7 @@ def build(args, ntoken, impl):
     if impl == "lstmlab":
         gen = torch.Generator().manual_seed(args.seed + 1)
         ours = lt.LSTM(args.emsize, args.nhid, args.nlayers, dropout=args.dropout,
-                       variant=args.variant)
+                       variant=args.variant, backend=args.backend)
         with torch.no_grad():                  # the variant's own parameters: seeded draws
             k = 1.0 / math.sqrt(args.nhid)
             for p in ours.parameters():
@@ -182,6 +182,8 @@ def parse(argv):
     p.add_argument("--impl", choices=("both", "torch", "lstmlab"), default="both",
                    help="which LSTM: torch.nn.LSTM, lstmlab.torch.LSTM, or both (default)")
     p.add_argument("--variant", default="lstm", help="lstmlab's cell (default lstm)")
+    p.add_argument("--backend", choices=lt.BACKENDS, default="auto",
+                   help="lstmlab's path: compiled kernels where they run (auto), pure torch, ...")
     p.add_argument("--emsize", type=int, default=200)
     p.add_argument("--nhid", type=int, default=200)
     p.add_argument("--nlayers", type=int, default=2)

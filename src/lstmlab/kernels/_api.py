@@ -312,7 +312,8 @@ def input_projection_backward(dxp, x, W_ih, input_grad=True):
 # LSTM
 # ----------------------------------------------------------------------------------------------
 
-def lstm_loop_forward(spec, xp, W_hh, peep, R, h0, c0, mask, overwrite_xp=False, *, large=None):
+def lstm_loop_forward(spec, xp, W_hh, peep, R, h0, c0, mask, overwrite_xp=False, *, large=None,
+                      matmul=None):
     """Compiled :func:`lstmlab.core.cells.lstm_loop_forward` (same arguments and results, but for
     G's layout on the small path: (T, 4, B, H), gate-major, which its loops write and read in
     place; :func:`lstmlab.core.cells.lstm_gate_rows` gives the reference's rows). On the large
@@ -320,8 +321,12 @@ def lstm_loop_forward(spec, xp, W_hh, peep, R, h0, c0, mask, overwrite_xp=False,
     converted copy; the small path leaves xp alone.
 
     ``large`` (keyword only, for tests and benchmarks) forces the per-step BLAS path (True) or the
-    fused path (False); by default the hidden size decides.
+    fused path (False); by default the hidden size decides. ``matmul(a, b, out=None)`` (keyword
+    only; every loop function takes it) replaces ``np.matmul`` for the matrix products made from
+    Python (the large path's per-step products and the dW_hh product): the PyTorch front end
+    passes torch's, so that one BLAS and one thread pool serve the whole training step.
     """
+    mat = np.matmul if matmul is None else matmul     # products: NumPy's or the caller's
     dt = _dtype(xp)
     xp = _c(xp, dt)
     T, B, H4 = xp.shape
@@ -354,16 +359,18 @@ def lstm_loop_forward(spec, xp, W_hh, peep, R, h0, c0, mask, overwrite_xp=False,
         RT4 = np.zeros((H4, 3 * H), dtype=dt)                     # q_prev R^T = G[t-1] RT4
         RT4[_ifo(H)] = Rm.T
     for t in range(T):
-        np.matmul(Hs[t], WT, out=PB)                              # (B, 4H) = h_prev W_hh^T
+        mat(Hs[t], WT, out=PB)                              # (B, 4H) = h_prev W_hh^T
         if fg and t > 0:
-            np.matmul(G[t - 1], RT4, out=rq)
+            mat(G[t - 1], RT4, out=rq)
         _call(_jit.lstm_fwd_step, dt, t, xp, PB, rq, m, Hs, Cs, G, pc, OUT, *flags, clip, one)
     return Hs, Cs, G
 
 
-def lstm_loop_backward(spec, Hs, Cs, G, W_hh, peep, R, mask, dY, dh_n, dc_n, *, large=None):
+def lstm_loop_backward(spec, Hs, Cs, G, W_hh, peep, R, mask, dY, dh_n, dc_n, *, large=None,
+                       matmul=None):
     """Compiled :func:`lstmlab.core.cells.lstm_loop_backward` (same arguments and results; G in
     either layout, converted where the path needs the other)."""
+    mat = np.matmul if matmul is None else matmul     # products: NumPy's or the caller's
     dt = _dtype(Hs)
     Hs, Cs, dY = _c(Hs, dt), _c(Cs, dt), _c(dY, dt)
     T, B, H = dY.shape
@@ -411,19 +418,19 @@ def lstm_loop_backward(spec, Hs, Cs, G, W_hh, peep, R, mask, dY, dh_n, dc_n, *, 
         for t in range(T - 1, -1, -1):
             _call(_jit.lstm_bwd_step, dt, t, G, Cs, m, dY, dh, dc, dq, mm, mq, dxp, dpeep_rows, pc,
                   OUT, *flags, clip, one)
-            np.matmul(dxp[t], W, out=mm)                          # (B, H) = da W_hh
+            mat(dxp[t], W, out=mm)                          # (B, H) = da W_hh
             if fg:
-                np.matmul(dxp[t], R4, out=mq)
+                mat(dxp[t], R4, out=mq)
         _call(_jit.merge_rows, dt, dh, mm, m, 0)
         if spec.peephole:
             dpeep = dpeep_rows.sum(axis=0).reshape(3, H)
-        dW_hh = dxp.reshape(T * B, H4).T @ Hs[:-1].reshape(T * B, H)   # sum_t da_t^T h_{t-1}
+        dW_hh = mat(dxp.reshape(T * B, H4).T, Hs[:-1].reshape(T * B, H))  # sum_t da_t^T h_{t-1}
     dR = None
     if spec.full_gate_recurrence:
         idx = _ifo(H)
         if T > 1:
             Gr = cells.lstm_gate_rows(G)
-            M = dxp[1:].reshape(-1, H4).T @ Gr[:-1].reshape(-1, H4)  # (4H, 4H)
+            M = mat(dxp[1:].reshape(-1, H4).T, Gr[:-1].reshape(-1, H4))  # (4H, 4H)
             dR = np.ascontiguousarray(M[np.ix_(idx, idx)])
         else:
             dR = np.zeros((3 * H, 3 * H), dtype=dt)
@@ -434,8 +441,9 @@ def lstm_loop_backward(spec, Hs, Cs, G, W_hh, peep, R, mask, dY, dh_n, dc_n, *, 
 # GRU
 # ----------------------------------------------------------------------------------------------
 
-def gru_loop_forward(xp, W_hh, b_hh, h0, mask, *, large=None):
+def gru_loop_forward(xp, W_hh, b_hh, h0, mask, *, large=None, matmul=None):
     """Compiled :func:`lstmlab.core.cells.gru_loop_forward` (same arguments and results)."""
+    mat = np.matmul if matmul is None else matmul     # products: NumPy's or the caller's
     dt = _dtype(xp)
     xp = _c(xp, dt)
     T, B, H3 = xp.shape
@@ -457,13 +465,14 @@ def gru_loop_forward(xp, W_hh, b_hh, h0, mask, *, large=None):
     HP = np.empty((B, H3), dtype=dt)
     OUT = _jit.new_out(dt)
     for t in range(T):
-        np.matmul(Hs[t], WT, out=HP)
+        mat(Hs[t], WT, out=HP)
         _call(_jit.gru_fwd_step, dt, t, xp, HP, bh, m, Hs, G, HPn, OUT, one)
     return Hs, G, HPn
 
 
-def gru_loop_backward(Hs, G, HPn, W_hh, mask, dY, dh_n, *, large=None):
+def gru_loop_backward(Hs, G, HPn, W_hh, mask, dY, dh_n, *, large=None, matmul=None):
     """Compiled :func:`lstmlab.core.cells.gru_loop_backward` (same arguments and results)."""
+    mat = np.matmul if matmul is None else matmul     # products: NumPy's or the caller's
     dt = _dtype(Hs)
     Hs, G, HPn, dY = _c(Hs, dt), _c(G, dt), _c(HPn, dt), _c(dY, dt)
     T, B, H = dY.shape
@@ -484,11 +493,11 @@ def gru_loop_backward(Hs, G, HPn, W_hh, mask, dY, dh_n, *, large=None):
         OUT = _jit.new_out(dt)
         for t in range(T - 1, -1, -1):
             _call(_jit.gru_bwd_step, dt, t, Hs, G, HPn, m, dY, dh, dhz, mm, dxp, DHP, OUT, one)
-            np.matmul(DHP[t], W, out=mm)
+            mat(DHP[t], W, out=mm)
         np.add(dhz, mm, out=mm)
         _call(_jit.merge_rows, dt, dh, mm, m, 0)
     D2 = DHP.reshape(T * B, H3)
-    dW_hh = D2.T @ Hs[:-1].reshape(T * B, H)
+    dW_hh = mat(D2.T, Hs[:-1].reshape(T * B, H))
     db_hh = D2.sum(axis=0)
     return dxp, dW_hh, db_hh, dh
 
@@ -497,8 +506,9 @@ def gru_loop_backward(Hs, G, HPn, W_hh, mask, dY, dh_n, *, large=None):
 # RNN
 # ----------------------------------------------------------------------------------------------
 
-def rnn_loop_forward(xp, W_hh, h0, mask, *, large=None):
+def rnn_loop_forward(xp, W_hh, h0, mask, *, large=None, matmul=None):
     """Compiled :func:`lstmlab.core.cells.rnn_loop_forward` (same arguments and result)."""
+    mat = np.matmul if matmul is None else matmul     # products: NumPy's or the caller's
     dt = _dtype(xp)
     xp = _c(xp, dt)
     T, B, H = xp.shape
@@ -514,13 +524,14 @@ def rnn_loop_forward(xp, W_hh, h0, mask, *, large=None):
         return Hs
     WT = W.T
     for t in range(T):
-        np.matmul(Hs[t], WT, out=Hs[t + 1])
+        mat(Hs[t], WT, out=Hs[t + 1])
         _call(_jit.rnn_fwd_step, dt, t, xp, m, Hs, one)
     return Hs
 
 
-def rnn_loop_backward(Hs, W_hh, mask, dY, dh_n, *, large=None):
+def rnn_loop_backward(Hs, W_hh, mask, dY, dh_n, *, large=None, matmul=None):
     """Compiled :func:`lstmlab.core.cells.rnn_loop_backward` (same arguments and results)."""
+    mat = np.matmul if matmul is None else matmul     # products: NumPy's or the caller's
     dt = _dtype(Hs)
     Hs, dY = _c(Hs, dt), _c(dY, dt)
     T, B, H = dY.shape
@@ -537,9 +548,9 @@ def rnn_loop_backward(Hs, W_hh, mask, dY, dh_n, *, large=None):
         mm = np.empty((B, H), dtype=dt)
         for t in range(T - 1, -1, -1):
             _call(_jit.rnn_bwd_step, dt, t, Hs, m, dY, dh, mm, dxp, one)
-            np.matmul(dxp[t], W, out=mm)
+            mat(dxp[t], W, out=mm)
         _call(_jit.merge_rows, dt, dh, mm, m, 0)
-    dW_hh = dxp.reshape(T * B, H).T @ Hs[:-1].reshape(T * B, H)
+    dW_hh = mat(dxp.reshape(T * B, H).T, Hs[:-1].reshape(T * B, H))
     return dxp, dW_hh, dh
 
 

@@ -2,7 +2,10 @@
 
 Each Function runs one recurrence (one layer, one direction) on CPU float32/float64 tensors,
 viewed as NumPy arrays without a copy; the input projection around it stays a torch matrix
-product (the caller's), so the large products use torch's BLAS and autograd. The forward keeps
+product (the caller's), and the products the kernels make from Python (per step on the large
+path, dW_hh) go through ``torch.matmul`` too, so the whole training step uses torch's BLAS and
+thread pool (NumPy's OpenBLAS threads and torch's, both spinning between calls, had made W2's
+step twice as slow as nn.LSTM's). The forward keeps
 the kernels' own cache (states and gates, in their layouts) for the hand-derived backward.
 
 Backward of a backward (``create_graph=True``): the kernels give numbers, not a graph, so there
@@ -37,6 +40,15 @@ def _kernels():
 def kernels_available() -> bool:
     """Whether the compiled kernels (numba) can run here."""
     return _kernels() is not None
+
+
+def _torch_matmul(a, b, out=None):
+    """``np.matmul`` through torch's BLAS, on the same memory (NumPy arrays in and out)."""
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    if out is None:
+        return torch.matmul(ta, tb).numpy()
+    torch.matmul(ta, tb, out=torch.from_numpy(out))
+    return out
 
 
 def _np(t):
@@ -77,7 +89,7 @@ class LSTMRecurrence(torch.autograd.Function):
         k = _kernels()
         m = _np(mask)
         Hs, Cs, G = k.lstm_loop_forward(spec, _np(xp), _np(W_hh), _np(peep), _np(R), _np(h0),
-                                        _np(c0), m)
+                                        _np(c0), m, matmul=_torch_matmul)
         ctx.spec, ctx.loop, ctx.mask_np = spec, (Hs, Cs, G), m
         ctx.save_for_backward(xp, W_hh, peep, R, h0, c0, mask)
         Y = Hs[1:] if m is None else Hs[1:] * m[:, :, None]                # (T, B, H)
@@ -94,7 +106,7 @@ class LSTMRecurrence(torch.autograd.Function):
         dxp, dW, dpeep, dR, dh0, dc0 = _kernels().lstm_loop_backward(
             ctx.spec, Hs, Cs, G, _np(W_hh), _np(peep), _np(R), ctx.mask_np,
             _grad_np(dY, (*xp.shape[:2], h0.shape[-1]), xp), _grad_np(dh_n, h0.shape, xp),
-            _grad_np(dc_n, c0.shape, xp))
+            _grad_np(dc_n, c0.shape, xp), matmul=_torch_matmul)
         return (None, _tensor(dxp, xp), _tensor(dW, xp),
                 _tensor(dpeep, xp) if peep is not None else None,
                 _tensor(dR, xp) if R is not None else None,
@@ -108,7 +120,8 @@ class GRURecurrence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, xp, W_hh, b_hh, h0, mask):
         m = _np(mask)
-        Hs, G, HPn = _kernels().gru_loop_forward(_np(xp), _np(W_hh), _np(b_hh), _np(h0), m)
+        Hs, G, HPn = _kernels().gru_loop_forward(_np(xp), _np(W_hh), _np(b_hh), _np(h0), m,
+                                                 matmul=_torch_matmul)
         ctx.loop, ctx.mask_np = (Hs, G, HPn), m
         ctx.save_for_backward(xp, W_hh, b_hh, h0, mask)
         Y = Hs[1:] if m is None else Hs[1:] * m[:, :, None]
@@ -123,7 +136,7 @@ class GRURecurrence(torch.autograd.Function):
         Hs, G, HPn = ctx.loop
         dxp, dW, db, dh0 = _kernels().gru_loop_backward(
             Hs, G, HPn, _np(W_hh), ctx.mask_np, _grad_np(dY, (xp.shape[0], *h0.shape), xp),
-            _grad_np(dh_n, h0.shape, xp))
+            _grad_np(dh_n, h0.shape, xp), matmul=_torch_matmul)
         return _tensor(dxp, xp), _tensor(dW, xp), _tensor(db, xp), _tensor(dh0, xp), None
 
 
@@ -134,7 +147,7 @@ class RNNRecurrence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, xp, W_hh, h0, mask):
         m = _np(mask)
-        Hs = _kernels().rnn_loop_forward(_np(xp), _np(W_hh), _np(h0), m)
+        Hs = _kernels().rnn_loop_forward(_np(xp), _np(W_hh), _np(h0), m, matmul=_torch_matmul)
         ctx.Hs, ctx.mask_np = Hs, m
         ctx.save_for_backward(xp, W_hh, h0, mask)
         Y = Hs[1:] if m is None else Hs[1:] * m[:, :, None]
@@ -147,5 +160,6 @@ class RNNRecurrence(torch.autograd.Function):
             g = _regrad(lambda *a: F_.rnn_recurrence(*a, mask), [xp, W_hh, h0], [dY, dh_n])
             return (*g, None)
         dxp, dW, dh0 = _kernels().rnn_loop_backward(ctx.Hs, _np(W_hh), ctx.mask_np,
-                                                    _grad_np(dY, xp.shape, xp), _grad_np(dh_n, h0.shape, xp))
+                                                    _grad_np(dY, xp.shape, xp), _grad_np(dh_n, h0.shape, xp),
+                                                    matmul=_torch_matmul)
         return _tensor(dxp, xp), _tensor(dW, xp), _tensor(dh0, xp), None

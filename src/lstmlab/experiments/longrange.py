@@ -251,6 +251,7 @@ def reproduce(out: str, setting: str = "full", tasks=None, seeds=None, iters: in
     order = sorted(range(len(plan)), key=lambda i: -_run_cost(plan[i][1]))   # longest first
     runs = [(run_id(plan[i][1].to_dict()), plan[i][1].to_dict()) for i in order]
     log(f"long-range ({setting}): {len(runs)} runs on {jobs} process(es)")
+    invoked = time.time()
     rows = run_in_store("long-range", runs, db=os.path.join(out, "results.sqlite"),
                         out=os.path.join(out, "runs"), jobs=jobs, quiet=quiet)
     by_id = {r["id"]: r for r in rows}
@@ -274,11 +275,11 @@ def reproduce(out: str, setting: str = "full", tasks=None, seeds=None, iters: in
                                                                         "gradient_flow.png"))
         else:
             log("long-range: matplotlib is not installed, no figures (pip install 'lstmlab[plot]')")
-    starts = [r["started"] for r in rows if r.get("started")]
-    ends = [r["finished"] for r in rows if r.get("finished")]
-    span = max(ends) - min(starts) if starts and ends else None
+    ran = [r for r in rows if r.get("started") and r["started"] >= invoked]   # not reused
+    span = max(r["finished"] for r in ran) - min(r["started"] for r in ran) \
+        if ran and all(r.get("finished") for r in ran) else None
     write_report(out, records, flows, figs, setting=setting, wall_s=time.perf_counter() - t0,
-                 jobs=jobs, train_span_s=span)
+                 jobs=jobs, train_span_s=span, reused=len(rows) - len(ran))
     log(f"long-range: wrote {os.path.join(out, 'results.json')} and "
         f"{os.path.join(out, 'report.md')} ({time.perf_counter() - t0:.0f} s)")
     return records
@@ -379,6 +380,16 @@ def stops_beating(records, task="copy") -> dict:
     return out
 
 
+def _timing_note(n: int, reused: int, span_s: float | None) -> str:
+    """How long this invocation's training took, counting runs reused from the store apart."""
+    if reused >= n:
+        return "every run was reused from earlier in the store"
+    took = "?" if span_s is None else f"{span_s / 60:.0f}"
+    who = f"{reused} runs were reused from earlier in the store, the other {n - reused}" \
+        if reused else f"the {n} runs"
+    return f"{who} took {took} min from the first start to the last finish (the store's timestamps)"
+
+
 def _backend_note() -> str:
     from .. import kernels
     return "compiled kernels (numba)" if kernels.available() else \
@@ -386,17 +397,17 @@ def _backend_note() -> str:
 
 
 def write_report(out, records, flows, figs, setting="full", wall_s=0.0, jobs=1,
-                 train_span_s=None) -> str:
+                 train_span_s=None, reused=0) -> str:
     rows = summary_rows(records)
     lines = [
         "# Long time lags: LSTM, peephole LSTM, GRU and RNN",
         "",
         f"Measured by `lstmlab reproduce long-range{' --quick' if setting == 'quick' else ''}` on "
         f"{platform.machine()} with {jobs} process(es) ({setting} setting, {len(records)} runs, "
-        f"{_backend_note()}, float64): the training runs took "
-        f"{'?' if train_span_s is None else f'{train_span_s / 60:.0f}'} min from the first start "
-        f"to the last finish (the store's timestamps), {sum(r.get('wall_s') or 0 for r in records) / 60:.0f} "
-        f"min of run time in all; this report's last pass took {wall_s / 60:.1f} min.",
+        f"{_backend_note()}, float64): "
+        f"{sum(r.get('wall_s') or 0 for r in records) / 60:.0f} min of run time in all (the runs' "
+        f"own times); {_timing_note(len(records), reused, train_span_s)}"
+        + f"; this report's last pass took {wall_s / 60:.1f} min.",
         "",
         "## Setup",
         "",

@@ -24,3 +24,14 @@ def test_readme_starts_with_the_two_commands():
     assert "lstmlab reproduce gers2002" in block[1]
     assert block[2] == "# install and run the tests"
     assert "pytest" in block[3]
+
+
+def test_torch_example_runs_as_written(tmp_path):
+    """The PyTorch and ONNX section's example: the module, a state dict from nn.LSTM, the export."""
+    section = README.split("## PyTorch and ONNX", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    out = subprocess.run([sys.executable, "-c", code + "\nprint(out.shape, h_n.shape)"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "torch.Size([8, 20, 64]) torch.Size([2, 8, 64])"
+    assert (tmp_path / "peephole.onnx").stat().st_size > 0

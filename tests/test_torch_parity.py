@@ -8,7 +8,16 @@ from lstmlab.core.spec import PRESETS
 from conftest import randomize
 
 torch = pytest.importorskip("torch")
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def _float64_default():
+    """These tests build torch tensors from float64 arrays: float64 as torch's default here, and
+    float32 again afterwards (other test modules rely on torch's own default)."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(before)
 
 T, B, D, H = 7, 4, 3, 5
 TOL = 1e-10

@@ -210,6 +210,8 @@ def parse(argv):
             p.error(f"--{name.replace('_', '-')}: expected a positive integer")
     if not 0 <= args.dropout < 1:
         p.error("--dropout: expected a probability in [0, 1)")
+    if args.tied and args.nhid != args.emsize:
+        p.error(f"--tied: needs --nhid equal to --emsize, got {args.nhid} and {args.emsize}")
     try:
         lt.LSTM(1, 1, variant=args.variant)
     except ValueError as e:

@@ -36,6 +36,7 @@ def test_peephole_variant_trains_and_bad_arguments_exit_2(tmp_path):
     assert r.returncode == 0, r.stderr
     (res,) = json.loads(out.read_text())["results"]
     assert res["variant"] == "peephole" and res["history"][-1]["val_ppl"] < 1000
-    for bad in (["--variant", "bogus"], ["--dropout", "1.5"], ["--nhid", "0"]):
+    for bad in (["--variant", "bogus"], ["--dropout", "1.5"], ["--nhid", "0"],
+                ["--tied", "--nhid", "100"]):
         r = _run(*bad)
         assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.strip()

@@ -123,6 +123,10 @@ def test_torch_onnx_export_of_a_model_containing_the_twin(tmp_path):
 def test_bad_arguments():
     with pytest.raises(ValueError, match="model"):
         lo.build(object())
+    with pytest.raises(ValueError, match="initial_state"):
+        lo.build(ll.LSTM(D, H), initial_state="yes")
+    with pytest.raises(ValueError, match="lengths"):
+        lo.build(ll.LSTM(D, H), lengths=1)
     with pytest.raises(ValueError, match="opset"):
         lo.build(ll.LSTM(D, H), opset=9)
     torch = pytest.importorskip("torch")  # noqa: F841

@@ -308,6 +308,15 @@ def test_bad_input_raises_value_error_naming_the_argument():
             call()
 
 
+def test_nn_lstm_conveniences():
+    """What training scripts written for nn.LSTM call: flatten_parameters, all_weights, 0/1 flags."""
+    m = lt.LSTM(D, H, num_layers=2, bidirectional=1, batch_first=0, variant="peephole")
+    m.flatten_parameters()
+    assert m.bidirectional is True and m.batch_first is False
+    assert len(m.all_weights) == 4 and all(len(w) == 7 for w in m.all_weights)
+    assert m.all_weights[1][0] is m.weight_ih_l0_reverse and m.all_weights[2][0] is m.weight_ih_l1
+
+
 def test_other_dtypes_run_on_the_pure_path():
     m = lt.LSTM(D, H, dtype=torch.bfloat16, variant="peephole")
     out, (h, c) = m(torch.randn(T, B, D, dtype=torch.bfloat16))

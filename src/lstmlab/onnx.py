@@ -257,6 +257,9 @@ def build(model, *, initial_state: bool = False, lengths: bool = False, opset: i
     import onnx
     from onnx import TensorProto
     desc = _describe(model)
+    for name, flag in (("initial_state", initial_state), ("lengths", lengths)):
+        if not isinstance(flag, bool):
+            raise ValueError(f"{name}: expected True or False, got {flag!r}")
     if not (isinstance(opset, int) and opset >= 14):
         raise ValueError(f"opset: expected an integer >= 14, got {opset!r}")
     kind, spec, D, H, L, dirs = (desc[k] for k in ("kind", "spec", "D", "H", "L", "dirs"))

@@ -46,9 +46,10 @@ def _check_int(name, value, minimum):
 
 
 def _check_bool(name, value):
-    if not isinstance(value, bool):
-        raise ValueError(f"{name}: expected True or False, got {value!r}")
-    return value
+    """True/False, or 1/0 as nn.LSTM takes them."""
+    if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+        return bool(value)
+    raise ValueError(f"{name}: expected True or False, got {value!r}")
 
 
 def _spec_for(kind, variant):
@@ -114,6 +115,22 @@ class _RecurrentBase(nn.Module):
     @property
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
+
+    @property
+    def all_weights(self) -> list[list[nn.Parameter]]:
+        """The parameters of each layer and direction, as nn.LSTM's ``all_weights``."""
+        names = [n for n, _ in self.named_parameters()]
+        out = []
+        for k in range(self.num_layers):
+            for d in range(self.num_directions):
+                sfx = f"_l{k}" + ("_reverse" if d == 1 else "")
+                out.append([getattr(self, n) for n in names if n.endswith(sfx)
+                            and not (d == 0 and n.endswith(sfx + "_reverse"))])
+        return out
+
+    def flatten_parameters(self) -> None:
+        """Nothing to do (nn.LSTM compacts its weights for cuDNN here); kept so training
+        scripts that call it run unchanged."""
 
     def reset_parameters(self) -> None:
         """PyTorch's initialisation: every parameter ~ U(-1/sqrt(H), 1/sqrt(H))."""

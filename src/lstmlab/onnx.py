@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .core.init import GATE_BLOCKS, param_name
 from .core.spec import CellSpec
 
 __all__ = ["export", "uses_operator", "OPSET"]
@@ -63,11 +64,11 @@ def _describe(model) -> dict:
         raise ValueError("model: proj_size has no ONNX export (the LSTM operator has no projection)")
     params = {k: v.detach().cpu().double().numpy().astype(_F32)
               for k, v in model.state_dict().items()}
-    G = {"lstm": 4, "gru": 3, "rnn": 1}[model.kind]
+    G = GATE_BLOCKS[model.kind]
     for k in range(model.num_layers):
-        for sfx in [f"_l{k}"] + ([f"_l{k}_reverse"] if model.bidirectional else []):
+        for d in range(model.num_directions):
             for b in ("bias_ih", "bias_hh"):
-                params.setdefault(b + sfx, np.zeros(G * model.hidden_size, dtype=_F32))
+                params.setdefault(param_name(b, k, d), np.zeros(G * model.hidden_size, dtype=_F32))
     return dict(kind=model.kind, spec=model.spec, D=model.input_size, H=model.hidden_size,
                 L=model.num_layers, dirs=model.num_directions, params=params)
 
@@ -115,8 +116,8 @@ def _operator_layer(g: _Builder, desc, k, x, seq_lens_i32, init_h, init_c):
     """One layer, both directions, as ONNX's LSTM / GRU / RNN node. Returns y (T, B, dirs*H) and
     the final states, each (dirs, B, H)."""
     kind, spec, H, dirs, p = desc["kind"], desc["spec"], desc["H"], desc["dirs"], desc["params"]
-    sfx = [f"_l{k}"] + ([f"_l{k}_reverse"] if dirs == 2 else [])
-    G = {"lstm": 4, "gru": 3, "rnn": 1}[kind]
+    sfx = [param_name("", k, d) for d in range(dirs)]                           # "_l{k}"[, "_reverse"]
+    G = GATE_BLOCKS[kind]
     order = {"lstm": _IFGO_TO_IOFC, "gru": _RZN_TO_ZRH, "rnn": (0,)}[kind]
     W = np.stack([_blocks(p["weight_ih" + s], order, G) for s in sfx])          # (dirs, G*H, Din)
     R = np.stack([_blocks(p["weight_hh" + s], order, G) for s in sfx])          # (dirs, G*H, H)
@@ -221,7 +222,7 @@ def _scan_layer(g: _Builder, desc, k, x, lengths, mask, init_h, init_c, zeros_bh
     spec, H, dirs, p = desc["spec"], desc["H"], desc["dirs"], desc["params"]
     ys, hs, cs = [], [], []
     for d in range(dirs):
-        s = f"_l{k}" + ("_reverse" if d == 1 else "")
+        s = param_name("", k, d)
         W1 = np.concatenate([p["weight_ih" + s].T, (p["bias_ih" + s] + p["bias_hh" + s])[None]])
         xin = x
         if d == 1 and lengths is not None:

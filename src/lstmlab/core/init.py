@@ -23,13 +23,21 @@ from .spec import CellSpec
 INIT_SCHEMES = ("uniform", "xavier")
 PEEPHOLE_INITS = ("small", "zero")
 GATES = "ifgo"
+#: Gate blocks stacked in the rows of W_ih, W_hh and the biases of each cell kind.
+GATE_BLOCKS = {"lstm": 4, "gru": 3, "rnn": 1}
+
+
+def param_name(base: str, layer: int, direction: int) -> str:
+    """PyTorch's name of a layer's parameter: ``weight_hh`` of layer 1, reverse direction ->
+    ``weight_hh_l1_reverse`` (the engine, the torch front end and the ONNX export share it)."""
+    return f"{base}_l{layer}" + ("_reverse" if direction == 1 else "")
 
 
 def init_direction(kind: str, spec: CellSpec | None, input_size: int, H: int, layer: int,
                    direction: int, seed: int, dtype, scheme: str, forget_bias: float | None,
                    peephole_init: str) -> dict[str, np.ndarray]:
     """Initial parameters of one (layer, direction), keyed by PyTorch-style names without suffix."""
-    G = {"lstm": 4, "gru": 3, "rnn": 1}[kind]
+    G = GATE_BLOCKS[kind]
     rng = np.random.default_rng([seed, layer, direction])
     if scheme == "uniform":
         k = 1.0 / np.sqrt(H)
@@ -131,7 +139,7 @@ def apply_init_levers(layer, init_range: float | None = None, zero_bias: bool = 
     forget_bias = layer.init_options["forget_bias"]
     for k in range(layer.num_layers):
         for d in range(layer.num_directions):
-            name = lambda base: layer._name(base, k, d)  # noqa: E731
+            name = lambda base: param_name(base, k, d)  # noqa: E731
             if init_range is not None:              # U(-1/sqrt(H), 1/sqrt(H)) -> U(-r, r)
                 scale = init_range * np.sqrt(H) if layer.init_options["init"] == "uniform" else 1.0
                 for base in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import cells
-from .init import INIT_SCHEMES, count_params, init_direction
+from .init import INIT_SCHEMES, count_params, init_direction, param_name
 from .spec import PRESETS, cell_kind, resolve_spec
 from .validate import check_array, check_dtype, check_lengths, check_positive_int
 
@@ -51,7 +51,7 @@ def _direction_names(keys: tuple, k: int, d: int) -> dict[str, str]:
     """Base name -> parameter name (``weight_hh`` -> ``weight_hh_l1_reverse``) of the parameters
     of layer k, direction d among ``keys`` (computed once per layer layout: the training loop
     asks twice per iteration). The dict is shared: read it, do not change it."""
-    names = {b: _Recurrent._name(b, k, d) for b in _PARAM_BASES}
+    names = {b: param_name(b, k, d) for b in _PARAM_BASES}
     return {b: n for b, n in names.items() if n in keys}
 
 
@@ -155,16 +155,12 @@ class _Recurrent:
                 p = init_direction(self.kind, self.spec, d_in, self.hidden_size, k, d, self.seed,
                                    self.dtype, init, forget_bias, peephole_init)
                 for name, value in p.items():
-                    self.params[self._name(name, k, d)] = value
+                    self.params[param_name(name, k, d)] = value
 
     # -- bookkeeping ---------------------------------------------------------------------------
     @property
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
-
-    @staticmethod
-    def _name(base: str, layer: int, direction: int) -> str:
-        return f"{base}_l{layer}" + ("_reverse" if direction == 1 else "")
 
     def config(self) -> dict:
         """Everything needed to rebuild this layer (the arrays aside), as JSON-able values."""

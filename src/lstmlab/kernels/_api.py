@@ -359,7 +359,7 @@ def lstm_loop_forward(spec, xp, W_hh, peep, R, h0, c0, mask, overwrite_xp=False,
         RT4 = np.zeros((H4, 3 * H), dtype=dt)                     # q_prev R^T = G[t-1] RT4
         RT4[_ifo(H)] = Rm.T
     for t in range(T):
-        mat(Hs[t], WT, out=PB)                              # (B, 4H) = h_prev W_hh^T
+        mat(Hs[t], WT, out=PB)                                    # (B, 4H) = h_prev W_hh^T
         if fg and t > 0:
             mat(G[t - 1], RT4, out=rq)
         _call(_jit.lstm_fwd_step, dt, t, xp, PB, rq, m, Hs, Cs, G, pc, OUT, *flags, clip, one)
@@ -418,7 +418,7 @@ def lstm_loop_backward(spec, Hs, Cs, G, W_hh, peep, R, mask, dY, dh_n, dc_n, *, 
         for t in range(T - 1, -1, -1):
             _call(_jit.lstm_bwd_step, dt, t, G, Cs, m, dY, dh, dc, dq, mm, mq, dxp, dpeep_rows, pc,
                   OUT, *flags, clip, one)
-            mat(dxp[t], W, out=mm)                          # (B, H) = da W_hh
+            mat(dxp[t], W, out=mm)                                # (B, H) = da W_hh
             if fg:
                 mat(dxp[t], R4, out=mq)
         _call(_jit.merge_rows, dt, dh, mm, m, 0)

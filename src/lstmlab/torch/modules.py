@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from ..core.init import GATE_BLOCKS, param_name
 from ..core.spec import cell_kind, resolve_spec
 from . import functional as F_
 from ._compiled import GRURecurrence, LSTMRecurrence, RNNRecurrence, kernels_available
@@ -36,7 +37,6 @@ __all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "BACKENDS"]
 #: ``auto``: compiled kernels where they run (CPU, float32/float64, no projection), else pure
 #: torch; ``torch``: always the pure-torch equations; ``compiled``: the kernels or a ValueError.
 BACKENDS = ("auto", "torch", "compiled")
-_GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 
 
 def _check_int(name, value, minimum):
@@ -50,6 +50,16 @@ def _check_bool(name, value):
     if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
         return bool(value)
     raise ValueError(f"{name}: expected True or False, got {value!r}")
+
+
+def _check_tensor(name, t, like):
+    """``t`` a tensor of ``like``'s dtype and device (the module's parameters'), else ValueError."""
+    if not isinstance(t, torch.Tensor):
+        raise ValueError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+    if t.dtype != like.dtype:
+        raise ValueError(f"{name}: expected dtype {like.dtype} (the module's), got {t.dtype}")
+    if t.device != like.device:
+        raise ValueError(f"{name}: expected a tensor on {like.device} (the module's), got {t.device}")
 
 
 def _spec_for(kind, variant):
@@ -93,12 +103,11 @@ class _RecurrentBase(nn.Module):
         self.spec = _spec_for(self.kind, variant)
         self.variant = variant if isinstance(variant, str) else self.spec
         factory = {"device": device, "dtype": dtype}
-        G, H = _GATES[self.kind], self.hidden_size
+        G, H = GATE_BLOCKS[self.kind], self.hidden_size
         out = self.proj_size or H
         for k in range(self.num_layers):
             d_in = self.input_size if k == 0 else out * self.num_directions
             for d in range(self.num_directions):
-                sfx = f"_l{k}" + ("_reverse" if d == 1 else "")
                 shapes = {"weight_ih": (G * H, d_in), "weight_hh": (G * H, out)}
                 if self.bias:
                     shapes.update(bias_ih=(G * H,), bias_hh=(G * H,))
@@ -109,7 +118,8 @@ class _RecurrentBase(nn.Module):
                 if self.spec is not None and self.spec.full_gate_recurrence:
                     shapes["weight_gg"] = (3 * H, 3 * H)
                 for base, shape in shapes.items():
-                    self.register_parameter(base + sfx, nn.Parameter(torch.empty(shape, **factory)))
+                    self.register_parameter(param_name(base, k, d),
+                                            nn.Parameter(torch.empty(shape, **factory)))
         self.reset_parameters()
 
     @property
@@ -119,14 +129,8 @@ class _RecurrentBase(nn.Module):
     @property
     def all_weights(self) -> list[list[nn.Parameter]]:
         """The parameters of each layer and direction, as nn.LSTM's ``all_weights``."""
-        names = [n for n, _ in self.named_parameters()]
-        out = []
-        for k in range(self.num_layers):
-            for d in range(self.num_directions):
-                sfx = f"_l{k}" + ("_reverse" if d == 1 else "")
-                out.append([getattr(self, n) for n in names if n.endswith(sfx)
-                            and not (d == 0 and n.endswith(sfx + "_reverse"))])
-        return out
+        return [[p for n, p in self.named_parameters() if n.endswith(param_name("", k, d))]
+                for k in range(self.num_layers) for d in range(self.num_directions)]
 
     def flatten_parameters(self) -> None:
         """Nothing to do (nn.LSTM compacts its weights for cuDNN here); kept so training
@@ -173,17 +177,8 @@ class _RecurrentBase(nn.Module):
         return why is None
 
     # -- input and state ---------------------------------------------------------------------
-    def _param0(self):
-        return self.weight_ih_l0
-
     def _check_x(self, x, name="input"):
-        w = self._param0()
-        if not isinstance(x, torch.Tensor):
-            raise ValueError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
-        if x.dtype != w.dtype:
-            raise ValueError(f"{name}: expected dtype {w.dtype} (the module's), got {x.dtype}")
-        if x.device != w.device:
-            raise ValueError(f"{name}: expected a tensor on {w.device} (the module's), got {x.device}")
+        _check_tensor(name, x, self.weight_ih_l0)
 
     def _state_sizes(self):
         n = self.num_layers * self.num_directions
@@ -274,7 +269,7 @@ class _RecurrentBase(nn.Module):
         return out, (tuple(state_n) if self.kind == "lstm" else state_n[0])
 
     def _p(self, base, k, d):
-        return getattr(self, f"{base}_l{k}" + ("_reverse" if d == 1 else ""), None)
+        return getattr(self, param_name(base, k, d), None)
 
     def _direction(self, k, d, x, init, mask, compiled):
         """One layer and direction: (Y (T, B, out), final states)."""
@@ -388,9 +383,7 @@ class LSTMCell(nn.Module):
             ("" if self.bias else ", bias=False")
 
     def forward(self, input, hx=None):
-        w = self.weight_ih
-        if not isinstance(input, torch.Tensor):
-            raise ValueError(f"input: expected a torch.Tensor, got {type(input).__name__}")
+        _check_tensor("input", input, self.weight_ih)
         if input.dim() not in (1, 2) or input.shape[-1] != self.input_size:
             raise ValueError(f"input: expected shape (B, {self.input_size}) or ({self.input_size},), "
                              f"got {tuple(input.shape)}")
@@ -404,14 +397,10 @@ class LSTMCell(nn.Module):
                 raise ValueError("hx: expected a pair (h_0, c_0) of tensors")
             want = (B, H) if batched else (H,)
             for name, s in zip(("h_0", "c_0"), hx):
-                if not isinstance(s, torch.Tensor) or tuple(s.shape) != want:
-                    raise ValueError(f"hx ({name}): expected a tensor of shape {want}, got "
-                                     f"{tuple(getattr(s, 'shape', ())) or type(s).__name__}")
+                _check_tensor(f"hx ({name})", s, self.weight_ih)
+                if tuple(s.shape) != want:
+                    raise ValueError(f"hx ({name}): expected shape {want}, got {tuple(s.shape)}")
             h0, c0 = (s if batched else s.unsqueeze(0) for s in hx)
-        for name, t in (("input", x), ("hx (h_0)", h0), ("hx (c_0)", c0)):
-            if t.dtype != w.dtype or t.device != w.device:
-                raise ValueError(f"{name}: expected {w.dtype} on {w.device} (the module's), got "
-                                 f"{t.dtype} on {t.device}")
         b = self.bias_ih + self.bias_hh if self.bias else None
         a = nn.functional.linear(x, self.weight_ih, b) + h0 @ self.weight_hh.T    # (B, 4H)
         peep = None

@@ -54,21 +54,32 @@ def model_config(variant: str, forget_bias: float | None, seed: int, iters: int)
                        eval_size=256)
 
 
-def _profile(model, cfg) -> dict:
-    batch = cfg.make_task(test=True).sample(N_SEQ, test_rng(cfg.seed))
+def held_out_profile(model, cfg: TrainConfig, n: int = N_SEQ) -> tuple[dict, np.ndarray | None]:
+    """The gradient-flow profile of ``model`` (a trained or untrained run of ``cfg``) on ``n`` of
+    its held-out sequences, 2 probes each, and the sequences' lengths (None: all of one length)."""
+    batch = cfg.make_task(test=True).sample(n, test_rng(cfg.seed))
+    lengths = batch.info.get("lengths")
     u, _ = model.rnn_inputs(batch.x)
-    return gradient_flow(model.rnn, u, probes=2, seed=cfg.seed)
+    return gradient_flow(model.rnn, u, lengths, probes=2, seed=cfg.seed), lengths
+
+
+def profile_fields(p: dict, steps: int) -> dict:
+    """A profile's record fields: orders of magnitude lost over ``steps`` steps and the profile
+    itself, for h and (LSTM cells) c."""
+    r = {"orders_lost_h": orders_lost(p, steps), "profile_h": [float(v) for v in p["h"]]}
+    if "c" in p:
+        r["orders_lost_c"] = orders_lost(p, steps, "c")
+        r["profile_c"] = [float(v) for v in p["c"]]
+    return r
+
+
+def _profile(model, cfg) -> dict:
+    return held_out_profile(model, cfg)[0]
 
 
 def _record(name, variant, bias, seed, state, p, **extra) -> dict:
-    r = {"model": name, "variant": variant, "forget_bias": bias, "seed": seed, "state": state,
-         "T": T, "hidden": HIDDEN, "orders_lost_h": orders_lost(p, STEPS),
-         "profile_h": [float(v) for v in p["h"]]}
-    if "c" in p:
-        r["orders_lost_c"] = orders_lost(p, STEPS, "c")
-        r["profile_c"] = [float(v) for v in p["c"]]
-    r.update(extra)
-    return r
+    return {"model": name, "variant": variant, "forget_bias": bias, "seed": seed, "state": state,
+            "T": T, "hidden": HIDDEN, **profile_fields(p, STEPS), **extra}
 
 
 def reproduce(out: str, seeds=range(5), trained_seeds=range(3), iters: int = 3000,

@@ -295,9 +295,8 @@ def _run_cost(cfg: TrainConfig) -> float:
 def gradient_flow_records(cs, plan, by_id) -> list[dict]:
     """Gradient-flow profiles of each variant's first-seed run of the first case, trained and
     untrained (its initial weights), on 64 of its held-out sequences."""
-    from ..core.flow import gradient_flow, orders_lost
-    from ..train.config import test_rng
     from ..train.loop import build_model, load_run
+    from .gradflow import held_out_profile, profile_fields
 
     if not cs:
         return []
@@ -308,18 +307,12 @@ def gradient_flow_records(cs, plan, by_id) -> list[dict]:
         row = by_id[run_id(cfg.to_dict())]
         if row["status"] != "done":
             continue
-        batch = cfg.make_task(test=True).sample(64, test_rng(cfg.seed))
-        lengths = batch.info.get("lengths")
         trained = load_run(row["run_dir"])["model"]
         for state, model in (("untrained", build_model(cfg, cfg.make_task())), ("trained", trained)):
-            u, _ = model.rnn_inputs(batch.x)
-            p = gradient_flow(model.rnn, u, lengths, probes=2, seed=cfg.seed)
-            steps = min(100, int(np.min(lengths if lengths is not None else [len(u)])) - 1)
+            p, lengths = held_out_profile(model, cfg, 64)
+            steps = min(100, int(np.min(lengths if lengths is not None else [len(p["h"])])) - 1)
             flows.append({"case": case.label, "variant": v, "seed": cfg.seed, "state": state,
-                          "orders_lost_h": orders_lost(p, steps), "steps": steps,
-                          "profile_h": [float(x) for x in p["h"]],
-                          **({"orders_lost_c": orders_lost(p, steps, "c"),
-                              "profile_c": [float(x) for x in p["c"]]} if "c" in p else {})})
+                          "steps": steps, **profile_fields(p, steps)})
     return flows
 
 

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_train_step import WORKLOADS, _data, _time_round_robin, blas_threads  # noqa: E402
+from bench_train_step import WORKLOADS, _time_round_robin, blas_threads, torch_iteration  # noqa: E402
 
 import lstmlab.torch as lt  # noqa: E402
 
@@ -62,23 +62,6 @@ class StepwisePeepholeLSTM(nn.Module):
         return torch.stack(ys), None
 
 
-def _step(rnn, w, dtype):
-    tdt = getattr(torch, dtype)
-    rnn = rnn.to(tdt)
-    readout = nn.Linear(w.H, 1, dtype=tdt)
-    opt = torch.optim.Adam(list(rnn.parameters()) + list(readout.parameters()), lr=1e-4)
-    x_np, t_np = _data(w, dtype)
-    x, target = torch.from_numpy(x_np), torch.from_numpy(t_np)
-    loss_fn = nn.MSELoss()
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        y, _ = rnn(x)
-        loss_fn(readout(y), target).backward()
-        opt.step()
-    return step
-
-
 def paths(w, variant):
     """(name, variant, module) of every path timed on workload ``w``."""
     torch.manual_seed(0)
@@ -99,7 +82,7 @@ def run(workloads=("W1", "W2"), repeats=None, dtype="float32", variant="peephole
         w = WORKLOADS[name]
         n = repeats or {"W1": 50, "W2": 7}.get(name, w.repeats)
         ps = paths(w, variant)
-        steps = [_step(m, w, dtype) for _, _, m in ps]
+        steps = [torch_iteration(m, w, dtype) for _, _, m in ps]
         log(f"{name}: timing {len(steps)} paths x {n} iterations ...")
         times = _time_round_robin(steps, n, block=w.block if name == "W1" else 1, budget_s=240)
         base = statistics.median(times[0])

@@ -222,26 +222,33 @@ def _floor_step(w: Workload, dtype: str):
 # torch
 # ----------------------------------------------------------------------------------------------
 
-def _torch_step(w: Workload, dtype: str, threads: int):
+def torch_iteration(rnn, w: Workload, dtype: str):
+    """One training iteration of a torch recurrent module ``rnn`` (nn.LSTM or a twin): a
+    ``torch.nn.Linear`` readout, ``torch.optim.Adam``, MSE on W's data; returns the step."""
     import torch
 
-    torch.set_num_threads(threads)
     tdt = getattr(torch, dtype)
-    torch.manual_seed(0)
-    lstm = torch.nn.LSTM(w.D, w.H, dtype=tdt)
+    rnn = rnn.to(tdt)
     readout = torch.nn.Linear(w.H, 1, dtype=tdt)
-    opt = torch.optim.Adam(list(lstm.parameters()) + list(readout.parameters()), lr=1e-4)
+    opt = torch.optim.Adam(list(rnn.parameters()) + list(readout.parameters()), lr=1e-4)
     x_np, t_np = _data(w, dtype)
     x, target = torch.from_numpy(x_np), torch.from_numpy(t_np)
     loss_fn = torch.nn.MSELoss()
 
     def step():
         opt.zero_grad(set_to_none=True)
-        y, _ = lstm(x)
-        loss = loss_fn(readout(y), target)
-        loss.backward()
+        y, _ = rnn(x)
+        loss_fn(readout(y), target).backward()
         opt.step()
     return step
+
+
+def _torch_step(w: Workload, dtype: str, threads: int):
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    return torch_iteration(torch.nn.LSTM(w.D, w.H), w, dtype)
 
 
 # ----------------------------------------------------------------------------------------------

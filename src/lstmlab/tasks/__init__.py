@@ -5,7 +5,8 @@ Every task is a frozen dataclass with ``input_size``, ``output_size``, a
 method, and declares what the training loop needs: its ``loss`` (``mse``, ``softmax_ce``,
 ``bernoulli_nll``), its ``headline`` metric and whether that is maximised, and whether its
 input is ``tokens`` (integer ids) or real values. Timing tasks (:mod:`.timing`): msd-pair, msd,
-gts, pfg; long time lags (:mod:`.longrange`): adding, copy. Build one by name with :func:`make_task`;
+gts, pfg; long time lags (:mod:`.longrange`): adding, copy; text (:mod:`.text`): charlm, whose
+``stream`` flag tells the loop to carry the state from one iteration to the next. Build one by name with :func:`make_task`;
 :data:`TASKS` maps the names to the classes.
 
 >>> import numpy as np
@@ -19,13 +20,14 @@ gts, pfg; long time lags (:mod:`.longrange`): adding, copy. Build one by name wi
 """
 from typing import Any
 
-from . import longrange, timing
+from . import longrange, text, timing
 from .longrange import *  # noqa: F401,F403
+from .text import *  # noqa: F401,F403
 from .timing import *  # noqa: F401,F403  (the public names are timing.__all__)
 from .timing import TASKS as TIMING_TASKS
 
 #: Every task by registry name.
-TASKS = {**TIMING_TASKS, **longrange.LONG_RANGE_TASKS}
+TASKS = {**TIMING_TASKS, **longrange.LONG_RANGE_TASKS, **text.TEXT_TASKS}
 
 
 def make_task(name: str, **kwargs: Any):
@@ -37,4 +39,4 @@ def make_task(name: str, **kwargs: Any):
     return TASKS[name].create(**kwargs)
 
 
-__all__ = list(timing.__all__) + list(longrange.__all__)
+__all__ = list(timing.__all__) + list(longrange.__all__) + list(text.__all__)

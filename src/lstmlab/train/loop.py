@@ -5,7 +5,9 @@ A run folder holds::
     config.json              the TrainConfig (rebuilds the run)
     metrics.jsonl            one JSON record per evaluation: iter, lr, train_loss, grad_norm,
                              test metrics of the task (mse, solve_rate, ...), wall_s
-    checkpoint.safetensors   params + Adam state + iteration (atomic; the last good one)
+    checkpoint.safetensors   params + Adam state + iteration (atomic; the last good one), and
+                             for stream tasks the recurrent state carried into the next chunk
+    data.json                for tasks that read a file (charlm): vocabulary, splits, hashes
     weights.safetensors      final params with the model config
     summary.json             final metrics, status, wall time
     snapshots/ITER.safetensors   with ``snapshot_every``: the params at iteration 0 and every
@@ -14,6 +16,11 @@ A run folder holds::
 Resume is exact because everything a step uses is either in the checkpoint (params, Adam
 moments and step count) or a pure function of the config and the iteration number (the
 training batch ``train_rng(seed, i)``, the learning rate ``cfg.lr_at(i)``).
+
+Stream tasks (``task.stream``, the character LM) read contiguous text: batch ``i`` is
+``task.stream_batch(B, i)``, the next chunk of B parallel streams, and the recurrent state
+carries over from one iteration to the next (truncated BPTT across iterations; zeros where
+``batch.info["reset"]``, the start of an epoch). The carried state is in the checkpoint too.
 """
 from __future__ import annotations
 
@@ -37,6 +44,7 @@ __all__ = ["train", "TrainingDiverged", "evaluate", "load_run", "read_metrics", 
 #: Test metrics that, when NaN or infinite, mean the run has diverged.
 LOSS_METRICS = ("mse", "xent", "nll", "train_loss")
 CHECKPOINT = "checkpoint.safetensors"
+DATA = "data.json"
 WEIGHTS = "weights.safetensors"
 SNAPSHOTS = "snapshots"
 
@@ -63,12 +71,12 @@ def _chunks(T: int, tbptt: int) -> list[tuple[int, int]]:
     return [(s, min(s + tbptt, T)) for s in range(0, T, tbptt)]
 
 
-def _train_step(model, loss_fn, opt, cfg, batch, it):
-    """One iteration on ``batch``: forward, loss, backward, clip, update, once per chunk of
-    ``cfg.tbptt`` steps with the state carried between chunks; returns (mean loss, mean
-    gradient norm) or raises _NonFinite."""
+def _train_step(model, loss_fn, opt, cfg, batch, it, state=None):
+    """One iteration on ``batch`` from ``state`` (None: zeros): forward, loss, backward, clip,
+    update, once per chunk of ``cfg.tbptt`` steps with the state carried between chunks;
+    returns (mean loss, mean gradient norm, final state) or raises _NonFinite."""
     rng = dropout_rng(cfg.seed, it) if cfg.dropout > 0 else None
-    state, losses, norms = None, [], []
+    losses, norms = [], []
     for s, e in _chunks(batch.T, cfg.tbptt):
         x, y, mask = batch.x[s:e], batch.y[s:e], batch.mask[s:e]
         pred, state_n, cache = model.forward(x, state, training=True, rng=rng)   # (t, B, K)
@@ -88,7 +96,7 @@ def _train_step(model, loss_fn, opt, cfg, batch, it):
         norms.append(gnorm)
     if not losses:
         raise ValueError("task: a training batch has no step with a target (its mask is all False)")
-    return float(np.mean(losses)), float(np.mean(norms))
+    return float(np.mean(losses)), float(np.mean(norms)), state
 
 
 class _NonFinite(Exception):
@@ -96,20 +104,30 @@ class _NonFinite(Exception):
 
 
 def evaluate(model: SeqModel, task, batch) -> dict:
-    """The task's metrics (``mse``, ``solve_rate``, ...) of the model on a held-out batch."""
+    """The task's metrics (``mse``, ``solve_rate``, ...) of the model on a held-out batch (long
+    streams ``task.eval_steps`` steps at a time, the state carried: the same numbers)."""
     with np.errstate(over="ignore", invalid="ignore"):
-        pred = model.predict(batch.x)
+        pred = model.predict(batch.x, steps=getattr(task, "eval_steps", None))
         return {k: float(v) for k, v in task.evaluate(pred, batch).items()}
 
 
-def _save_checkpoint(path, model, opt, cfg, it, wall_s, running=(0.0, 0.0, 0)) -> None:
+def _state_arrays(state) -> dict:
+    """The carried recurrent state as named arrays: LSTM (h, c) or one array (GRU, RNN)."""
+    if state is None:
+        return {}
+    parts = state if isinstance(state, tuple) else (state,)
+    return {f"state/{i}": np.asarray(p) for i, p in enumerate(parts)}
+
+
+def _save_checkpoint(path, model, opt, cfg, it, wall_s, running=(0.0, 0.0, 0), state=None) -> None:
     arrays = {f"param/{k}": v for k, v in model.params.items()}
     arrays.update({f"optim/{k}": np.asarray(v) for k, v in opt.state_dict().items()})
+    arrays.update(_state_arrays(state))
     save_arrays(path, arrays, {"iter": it, "wall_s": wall_s, "running": list(running),
                                "train_config": cfg.to_dict()})
 
 
-def _load_checkpoint(path, model, opt, cfg) -> tuple[int, float, tuple]:
+def _load_checkpoint(path, model, opt, cfg) -> tuple[int, float, tuple, object]:
     arrays, meta = load_arrays(path)
     saved = dict(meta.get("train_config", {}))
     mine = cfg.to_dict()
@@ -119,7 +137,9 @@ def _load_checkpoint(path, model, opt, cfg) -> tuple[int, float, tuple]:
     model.load_params({k[6:]: v for k, v in arrays.items() if k.startswith("param/")})
     opt.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("optim/")})
     running = tuple(meta.get("running", (0.0, 0.0, 0)))
-    return int(meta["iter"]), float(meta.get("wall_s", 0.0)), running
+    parts = [arrays[f"state/{i}"] for i in range(2) if f"state/{i}" in arrays]
+    state = None if not parts else (tuple(parts) if len(parts) == 2 else parts[0])
+    return int(meta["iter"]), float(meta.get("wall_s", 0.0)), running, state
 
 
 def _reached(cfg: TrainConfig, task, record: dict | None) -> bool:
@@ -189,7 +209,11 @@ def train(cfg: TrainConfig, out_dir=None, *, resume: bool = False, quiet: bool =
     opt = _optimizer(cfg, model.params)
     loss_fn = LOSSES[task.loss]
     key = task.headline                     # what the progress bar and the summary report
+    stream = getattr(task, "stream", False)
+    if stream:
+        task.chunks_per_epoch(cfg.batch)    # the text holds at least one batch (ValueError)
     test_batch = test_task.sample(cfg.eval_size, test_rng(cfg.seed))
+    carried = None                          # stream tasks: the state after the last chunk
 
     ckpt = metrics_path = None
     start, wall_before, running = 0, 0.0, (0.0, 0.0, 0)
@@ -200,7 +224,7 @@ def train(cfg: TrainConfig, out_dir=None, *, resume: bool = False, quiet: bool =
         if resume:
             if not os.path.exists(ckpt):
                 raise ValueError(f"resume: no checkpoint in {out_dir}")
-            start, wall_before, running = _load_checkpoint(ckpt, model, opt, cfg)
+            start, wall_before, running, carried = _load_checkpoint(ckpt, model, opt, cfg)
             _truncate_metrics(metrics_path, start if start > 0 else -1)   # iter 0 is logged again
             if start > 0:
                 stopped = _last_record(metrics_path)
@@ -211,6 +235,8 @@ def train(cfg: TrainConfig, out_dir=None, *, resume: bool = False, quiet: bool =
                 os.unlink(metrics_path)
             _save_checkpoint(ckpt, model, opt, cfg, 0, 0.0)      # a good state exists from the start
         cfg.to_json(os.path.join(out_dir, "config.json"))
+        if hasattr(task, "describe"):
+            atomic_write_json(os.path.join(out_dir, DATA), task.describe())
     elif resume:
         raise ValueError("resume: needs a run folder (out_dir)")
     if not isinstance(snapshot_every, int) or snapshot_every < 0:
@@ -245,10 +271,15 @@ def train(cfg: TrainConfig, out_dir=None, *, resume: bool = False, quiet: bool =
                 return {"status": "stopped", "iters": it}
             # one step: batch i is a pure function of (seed, i)
             opt.lr = cfg.lr_at(it)
-            batch = task.sample(cfg.batch, train_rng(cfg.seed, it))
+            if stream:          # the next chunk of the text; zeros at the start of an epoch
+                batch = task.stream_batch(cfg.batch, it)
+                state_in = None if batch.info["reset"] else carried
+            else:
+                batch, state_in = task.sample(cfg.batch, train_rng(cfg.seed, it)), None
             with np.errstate(over="ignore", invalid="ignore"):
                 try:
-                    loss, gnorm = _train_step(model, loss_fn, opt, cfg, batch, it)
+                    loss, gnorm, state_out = _train_step(model, loss_fn, opt, cfg, batch, it, state_in)
+                    carried = state_out if stream else None
                 except _NonFinite as e:
                     _diverged(out_dir, cfg, it, e.args[0], last_good, wall())
             loss_sum, gnorm_sum, n_sum = loss_sum + loss, gnorm_sum + gnorm, n_sum + 1
@@ -274,7 +305,8 @@ def train(cfg: TrainConfig, out_dir=None, *, resume: bool = False, quiet: bool =
             if ckpt is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0 \
                     and done < cfg.iters:
                 if all(np.isfinite(p).all() for p in model.params.values()):
-                    _save_checkpoint(ckpt, model, opt, cfg, done, wall(), (loss_sum, gnorm_sum, n_sum))
+                    _save_checkpoint(ckpt, model, opt, cfg, done, wall(), (loss_sum, gnorm_sum, n_sum),
+                                     carried)
                     last_good = done
 
     if last is None:                          # resumed a finished (or stopped) run
@@ -287,7 +319,7 @@ def train(cfg: TrainConfig, out_dir=None, *, resume: bool = False, quiet: bool =
                "stopped_early": done < cfg.iters, "wall_s": round(wall(), 3), "headline": key,
                **{k: v for k, v in last.items() if k not in ("iter", "wall_s")}}
     if out_dir is not None:
-        _save_checkpoint(ckpt, model, opt, cfg, done, wall())
+        _save_checkpoint(ckpt, model, opt, cfg, done, wall(), state=carried)
         save_arrays(os.path.join(out_dir, WEIGHTS), model.params,
                     {"model": model.config(), "train_config": cfg.to_dict()})
         atomic_write_json(os.path.join(out_dir, "summary.json"), summary)
@@ -346,6 +378,9 @@ def load_run(run_dir) -> dict:
     sp = os.path.join(run_dir, "summary.json")
     summary = _read_json(sp, "the summary") if os.path.exists(sp) else {}
     task = cfg.make_task()
+    dp = os.path.join(run_dir, DATA)
+    if hasattr(task, "check_description") and os.path.exists(dp):
+        task.check_description(_read_json(dp, "the data description"), where=dp)
     model = build_model(cfg, task)
     model.load_params(arrays)
     return {"dir": run_dir, "config": cfg, "metrics": metrics, "summary": summary,

@@ -98,9 +98,18 @@ class SeqModel:
         grads.update({f"out.{k}": v for k, v in g_out.items()})
         return grads
 
-    def predict(self, x, chunk: int = 512) -> np.ndarray:
-        """Predictions for a large batch, ``chunk`` sequences at a time (bounded memory)."""
-        parts = [self.forward(x[:, s:s + chunk])[0] for s in range(0, x.shape[1], chunk)]
+    def predict(self, x, chunk: int = 512, steps: int | None = None) -> np.ndarray:
+        """Predictions for a large batch, ``chunk`` sequences at a time and, with ``steps``,
+        that many time steps at a time with the state carried (bounded memory, same result)."""
+        def run(xs):                                                   # (T, b, ...) -> (T, b, K)
+            if not steps or xs.shape[0] <= steps:
+                return self.forward(xs)[0]
+            out, state = [], None
+            for t in range(0, xs.shape[0], steps):
+                pred, state, _ = self.forward(xs[t:t + steps], state)
+                out.append(pred)
+            return np.concatenate(out, axis=0)
+        parts = [run(x[:, s:s + chunk]) for s in range(0, x.shape[1], chunk)]
         return np.concatenate(parts, axis=1)
 
     def load_params(self, arrays: dict[str, np.ndarray]) -> None:

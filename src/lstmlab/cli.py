@@ -140,7 +140,11 @@ def _train_config(args):
     from .train.config import TrainConfig
 
     given = {n: getattr(args, n) for n in ("variant", "seed") if getattr(args, n) is not None}
-    args.variant = args.variant or "peephole"
+    text_opts = [o for o, n in (("--data", "data"), ("--seq-len", "seq_len"), ("--epochs", "epochs"))
+                 if getattr(args, n) is not None]
+    if text_opts and args.task != "charlm":
+        raise ValueError(f"{text_opts[0]}: only for the charlm task, not {args.task}")
+    args.variant = args.variant or ("lstm" if args.task == "charlm" else "peephole")
     args.seed = 0 if args.seed is None else args.seed
     if args.config:
         cfg = TrainConfig.from_json(args.config)
@@ -148,6 +152,12 @@ def _train_config(args):
             raise ValueError(f"--config: the file is for task {cfg.task!r}, not {args.task!r}")
     elif args.task == "msd-pair":
         cfg = recipe_config(args.variant, args.seed, args.iters or 3000)
+    elif args.task == "charlm":
+        from .experiments.charlm import DEFAULTS, charlm_config
+        cfg = charlm_config(args.data, args.variant, args.layers or DEFAULTS["layers"],
+                            args.hidden or DEFAULTS["hidden"], args.batch or DEFAULTS["batch"],
+                            args.seq_len or DEFAULTS["seq_len"], args.epochs or DEFAULTS["epochs"],
+                            args.seed)
     elif args.task in PAPER_TASKS:
         cfg = paper_task_config(args.task, args.variant, args.seed, args.iters or 1500)
     else:
@@ -163,6 +173,9 @@ def _train_config(args):
         over.update(given)
         if args.iters:
             over["iters"] = args.iters
+    elif args.iters and args.task == "charlm":
+        over["iters"] = args.iters
+        over.setdefault("eval_every", min(cfg.eval_every, args.iters))
     elif args.iters:
         over["iters"] = args.iters
         if cfg.schedule == "step":
@@ -209,9 +222,30 @@ def _cmd_train(args) -> int:
     keys = [s["headline"]] + [k for k in ("mse", "xent", "baseline", "solve_rate", "within1_rate",
                                           "timing_error", "consecutive_mean")
                               if k in s and k != s["headline"]]
+    label = {"mse": "test_mse", "bpc": "valid_bpc", "xent": "test_xent"}
+    if cfg.task == "charlm":
+        from .experiments.charlm import split_metrics
+        from .train.loop import load_run
+        keys, test = ["bpc"], split_metrics(load_run(out), "test")
+        s["test_bpc"] = test["bpc"]
+        keys.append("test_bpc")
     print(f"{cfg.task} {cfg.variant_name} seed {cfg.seed}: " +
-          ", ".join(f"{'test_mse' if k == 'mse' else k} {s[k]:.4g}" for k in keys) +
+          ", ".join(f"{label.get(k, k)} {s[k]:.4g}" for k in keys) +
           f" ({s['iters']} iterations, {s['wall_s']:.1f} s) -> {out}")
+    return 0
+
+
+def _cmd_sample(args) -> int:
+    from .experiments.charlm import generate, stream_write
+    from .train.loop import load_run
+
+    run = load_run(args.run_dir)
+    prime = args.prime.encode("utf-8").decode("unicode_escape") if args.escapes else args.prime
+    if not args.quiet_prime:
+        sys.stdout.write(prime)
+    generate(run, prime=prime, length=args.length, temperature=args.temperature, top_k=args.top_k,
+             seed=args.seed, write=stream_write)
+    sys.stdout.write("\n")
     return 0
 
 
@@ -316,6 +350,17 @@ def _cmd_plot(args) -> int:
     from .viz.run import plot_run
 
     log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    if args.cells or args.cell:
+        from .experiments.charlm import cells_page
+        from .train.loop import load_run
+        chosen = [c.strip() for part in args.cell or [] for c in part.split(",") if c.strip()]
+        run = load_run(args.run_dir)
+        res = cells_page(run, args.out or os.path.join(args.run_dir, "figures"), chosen or None,
+                         n_chars=args.chars)
+        for r in res["search"]:
+            print(f"{r['feature']:14s} cell {r['cell']:8s} r = {r['r']:+.3f}")
+        print(f"wrote {res['html']} and {res['json']}")
+        return 0
     what = None
     if args.what:
         what = [w.strip() for part in args.what for w in part.split(",") if w.strip()]
@@ -376,14 +421,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser(
         "train", help="train one model on a task (timing: msd-pair, msd, gts, pfg; long lags: adding, "
-                       "adding-1997, multiplication, temporal-order, copy)",
+                       "adding-1997, multiplication, temporal-order, copy; text: charlm)",
         description="Train one recurrent model on a task and write a run folder (config.json, "
                     "metrics.jsonl, checkpoint and weights in safetensors, summary.json). The task "
                     "decides the loss (MSE for the timing tasks and adding, softmax cross-entropy for "
                     "copy) and the headline metric. Defaults: lstmlab's msd-pair recipe (T=150, D in "
                     "[30, 60], H=8, batch 32, 3000 iterations); for msd, gts, pfg the paper's one-cell "
-                    "network with identity squashing. Exit code 1 when training diverges (the last "
-                    "good checkpoint is kept).")
+                    "network with identity squashing; for charlm (a character-level language model on "
+                    "--data, default CPython's language reference) a 2 x 256 LSTM on one-hot "
+                    "characters, 50 streams, chunks of --seq-len 100 with the state carried, Adam "
+                    "2e-3 cosine, clip 5, float32, --epochs 10, bits per character on the "
+                    "validation split each epoch and on the test split at the end. Exit code 1 "
+                    "when training diverges (the last good checkpoint is kept).")
     t.add_argument("task", choices=list(TASKS), help="the task")
     t.add_argument("--variant", choices=[*PRESETS, "gru", "rnn"],
                    help="cell preset (default peephole; lstm = no peepholes)")
@@ -409,6 +458,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sequence length; for msd-pair the D range scales with T (D in [30, 60] * T/150); for adding, adding-1997, multiplication, copy their T")
     t.add_argument("--task-arg", action="append", type=_task_arg, metavar="KEY=VALUE",
                    help="a task argument, e.g. D_min=20 or delays=[0,1] (repeatable)")
+    t.add_argument("--data", metavar="FILE",
+                   help="charlm: a UTF-8 text file (default: the Python language reference that "
+                        "CPython ships, pydoc_data/topics.py, 465 KB)")
+    t.add_argument("--seq-len", type=_positive_int, metavar="N",
+                   help="charlm: steps per truncated-BPTT chunk, the state carried between chunks (default 100)")
+    t.add_argument("--epochs", type=_positive_int, metavar="N",
+                   help="charlm: passes over the training text (default 10; --iters overrides)")
     t.add_argument("--eval-every", type=_positive_int, metavar="N", help="evaluate every N iterations")
     t.add_argument("--eval-size", type=_positive_int, metavar="N", help="held-out test sequences (default 512)")
     t.add_argument("--checkpoint-every", type=_nonneg_int, metavar="N", help="checkpoint every N iterations")
@@ -478,8 +534,38 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--out", metavar="DIR", help="folder of the figures (default RUN_DIR/figures)")
     pl.add_argument("--gif", action="store_true",
                     help="also render training.gif from the run's weight snapshots")
+    pl.add_argument("--cells", action="store_true",
+                    help="charlm runs: search every cell for the one that tracks each text feature "
+                         "(quotes, brackets, indentation, position in the line, inside a word) and "
+                         "write cells.html (held-out text coloured by those cells) and cells.json")
+    pl.add_argument("--cell", action="append", metavar="NAMES",
+                    help="with --cells: colour by these cells instead, e.g. L1.17,L0.3 (layer.cell)")
+    pl.add_argument("--chars", type=_positive_int, default=20000, metavar="N",
+                    help="with --cells: held-out characters the search reads (default 20000)")
     pl.add_argument("--quiet", action="store_true", help="no messages, only the result line")
     pl.set_defaults(func=_cmd_plot)
+
+    sm = sub.add_parser(
+        "sample", help="generate text from a trained charlm run, streaming to stdout",
+        description="Read --prime through a trained character-level model (lstmlab train charlm), "
+                    "then draw --length characters one at a time from softmax(logits / temperature), "
+                    "optionally from the --top-k most likely only. The same --seed gives the same "
+                    "text. The run's text file must be unchanged (its hashes are checked).")
+    sm.add_argument("run_dir", metavar="RUN_DIR", help="the charlm run folder")
+    sm.add_argument("--prime", default="\n", metavar="TEXT",
+                    help="text to start from (default a newline); every character must be in the "
+                         "model's vocabulary")
+    sm.add_argument("--escapes", action="store_true", help="read \\n, \\t in --prime as escapes")
+    sm.add_argument("--quiet-prime", action="store_true", help="do not echo the prime")
+    sm.add_argument("--length", type=_positive_int, default=500, metavar="N",
+                    help="characters to generate (default 500)")
+    sm.add_argument("--temperature", type=_positive_float, default=1.0, metavar="T",
+                    help="softmax temperature > 0 (default 1; lower is more conservative)")
+    sm.add_argument("--top-k", type=_positive_int, metavar="K",
+                    help="draw only among the K most likely characters")
+    sm.add_argument("--seed", type=_nonneg_int, default=0, metavar="S",
+                    help="seed of the draws (default 0)")
+    sm.set_defaults(func=_cmd_sample)
 
     r = sub.add_parser(
         "reproduce", help="reproduce a paper's experiments or a classic claim (gers2002, gradient-flow, long-range, ablation)",

@@ -40,3 +40,13 @@ def test_torch_module_benchmark_runs_every_path(capsys):
         assert f"| {path} |" in out
     with pytest.raises(SystemExit):
         bench_torch_module.main(["--workloads", "W9"])
+
+
+def test_charlm_benchmark_runs_both_paths_on_the_same_batches(capsys):
+    pytest.importorskip("torch")
+    import bench_charlm
+    assert bench_charlm.main(["--workloads", "C1", "--repeats", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "| C1 | 1 x 128, B 50, T 100 |" in out
+    with pytest.raises(SystemExit):
+        bench_charlm.main(["--workloads", "C9"])

@@ -1,9 +1,10 @@
-"""The PyTorch word-level language model example: nn.LSTM and lstmlab.torch.LSTM side by side."""
+"""The example scripts: the PyTorch word-level language model (nn.LSTM and lstmlab.torch.LSTM side by side) and the character-level model (lstmlab's engine and nn.LSTM)."""
 import json
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -40,3 +41,19 @@ def test_peephole_variant_trains_and_bad_arguments_exit_2(tmp_path):
                 ["--tied", "--nhid", "100"]):
         r = _run(*bad)
         assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.strip()
+
+
+CHAR_SCRIPT = os.path.join(ROOT, "examples", "char_language_model.py")
+
+
+def test_char_lm_side_by_side_quick_run_matches_torch(tmp_path):
+    """Same weights, batches and Adam in float32: after 40 updates the two test bpc agree to
+    1e-3 relative (rounding only), and the model has learned (below uniform guessing)."""
+    r = subprocess.run([sys.executable, CHAR_SCRIPT, "--quick", "--json", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert abs(res["test_ratio"] - 1) < 1e-3
+    assert res["torch"]["test_bpc"] < 0.9 * np.log2(103) and len(res["torch"]["curve"]) == 2
+    assert [p["iter"] for p in res["torch"]["curve"]] == [p["iter"] for p in res["lstmlab"]["curve"]]
+    assert os.path.exists(res["figure"])

@@ -429,8 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "[30, 60], H=8, batch 32, 3000 iterations); for msd, gts, pfg the paper's one-cell "
                     "network with identity squashing; for charlm (a character-level language model on "
                     "--data, default CPython's language reference) a 2 x 256 LSTM on one-hot "
-                    "characters, 50 streams, chunks of --seq-len 100 with the state carried, Adam "
-                    "2e-3 cosine, clip 5, float32, --epochs 10, bits per character on the "
+                    "characters, 32 streams, chunks of --seq-len 100 with the state carried, Adam "
+                    "3e-3 cosine, clip 5, float32, --epochs 20, bits per character on the "
                     "validation split each epoch and on the test split at the end. Exit code 1 "
                     "when training diverges (the last good checkpoint is kept).")
     t.add_argument("task", choices=list(TASKS), help="the task")
@@ -464,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seq-len", type=_positive_int, metavar="N",
                    help="charlm: steps per truncated-BPTT chunk, the state carried between chunks (default 100)")
     t.add_argument("--epochs", type=_positive_int, metavar="N",
-                   help="charlm: passes over the training text (default 10; --iters overrides)")
+                   help="charlm: passes over the training text (default 20; --iters overrides)")
     t.add_argument("--eval-every", type=_positive_int, metavar="N", help="evaluate every N iterations")
     t.add_argument("--eval-size", type=_positive_int, metavar="N", help="held-out test sequences (default 512)")
     t.add_argument("--checkpoint-every", type=_nonneg_int, metavar="N", help="checkpoint every N iterations")

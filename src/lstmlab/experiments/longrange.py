@@ -92,6 +92,8 @@ def cases(setting: str = "full") -> list[Case]:
         Case("adding", 400, 16, 3000, s3, eval_every=100),
         Case("copy", 100, 64, 8000, s3, eval_every=250, eval_size=512),
         Case("copy", 200, 64, 8000, s2, eval_every=250, eval_size=512),
+        Case("copy", 400, 64, 8000, s2, variants=("lstm", "peephole", "gru"), eval_every=250,
+             eval_size=512),
     ]
 
 
@@ -125,6 +127,7 @@ PUBLISHED = {
     "adding T=100": "constant predictor 0.167; LSTM learns, tanh RNN stays near 0.167",
     "copy T=100": "memoryless baseline 10 log 8 / (T + 20) = 0.173",
     "copy T=200": "memoryless baseline 0.095",
+    "copy T=400": "memoryless baseline 0.050",
 }
 
 

@@ -47,6 +47,6 @@ def test_charlm_benchmark_runs_both_paths_on_the_same_batches(capsys):
     import bench_charlm
     assert bench_charlm.main(["--workloads", "C1", "--repeats", "2"]) == 0
     out = capsys.readouterr().out
-    assert "| C1 | 1 x 128, B 50, T 100 |" in out
+    assert "| C1 | 1 x 128, B 32, T 100 |" in out
     with pytest.raises(SystemExit):
         bench_charlm.main(["--workloads", "C9"])

@@ -153,11 +153,10 @@ def _train_config(args):
     elif args.task == "msd-pair":
         cfg = recipe_config(args.variant, args.seed, args.iters or 3000)
     elif args.task == "charlm":
-        from .experiments.charlm import DEFAULTS, charlm_config
-        cfg = charlm_config(args.data, args.variant, args.layers or DEFAULTS["layers"],
-                            args.hidden or DEFAULTS["hidden"], args.batch or DEFAULTS["batch"],
-                            args.seq_len or DEFAULTS["seq_len"], args.epochs or DEFAULTS["epochs"],
-                            args.seed)
+        from .experiments.charlm import charlm_config
+        shape = {n: getattr(args, n) for n in ("layers", "hidden", "batch", "seq_len", "epochs")
+                 if getattr(args, n) is not None}                  # the recipe's defaults otherwise
+        cfg = charlm_config(args.data, args.variant, seed=args.seed, **shape)
     elif args.task in PAPER_TASKS:
         cfg = paper_task_config(args.task, args.variant, args.seed, args.iters or 1500)
     else:

@@ -92,6 +92,8 @@ def _read_text(path: str) -> str:
 
 @functools.lru_cache(maxsize=8)
 def _corpus(source: str, stamp, valid_frac: float, test_frac: float) -> Corpus:
+    """Read and split ``source``; ``stamp`` (size, mtime) is only part of the cache key, so an
+    edited file is read again."""
     text = default_corpus_text() if source == DEFAULT_CORPUS else _read_text(source)
     vocab = "".join(sorted(set(text)))
     index = {ch: i for i, ch in enumerate(vocab)}

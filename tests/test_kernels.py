@@ -462,6 +462,34 @@ def test_input_projection_matches_reference(shape, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("V", [1, 16, 17, 103])
+def test_token_ids_projection_matches_reference(V, dtype):
+    """Token ids (T, B): the compiled projection equals the reference's gather bit for bit; its
+    gradients equal the reference's scatter-add (bit for bit through the one-hot product up to
+    PROJ_MAX_D = 16 tokens, the compiled scatter-add from 17; T*B = 210 rows, several PROJ_BLOCK
+    blocks for db); dx is None."""
+    from lstmlab.kernels import _api
+    assert _api.PROJ_MAX_D == 16                                       # the ids above
+    rng = np.random.default_rng(V)
+    T, B, G = 30, 7, 24
+    ids = rng.integers(0, V, (T, B))
+    W, b = rng.standard_normal((G, V)).astype(dtype), rng.standard_normal(G).astype(dtype)
+    dxp = rng.standard_normal((T, B, G)).astype(dtype)
+    xp = kernels.input_projection(ids, W, b)
+    np.testing.assert_array_equal(xp, cells.input_projection(ids, W, b))
+    np.testing.assert_array_equal(xp, cells.input_projection(np.eye(V, dtype=dtype)[ids], W, b))
+    out = kernels.input_projection_backward(dxp, ids, W, input_grad=True)
+    ref = cells.input_projection_backward(dxp, ids, W)
+    dense = kernels.input_projection_backward(dxp, np.eye(V, dtype=dtype)[ids], W, False)
+    assert out[0] is None and ref[0] is None
+    for what, a, e, d in zip(("dW_ih", "db"), out[1:], ref[1:], dense[1:]):
+        assert a.dtype == dtype and a.shape == e.shape, what
+        close(a, e, dtype, what)
+        if V <= 16:
+            np.testing.assert_array_equal(a, d, err_msg=what)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 def test_compiled_adam_gives_numpys_bits(dtype, monkeypatch):
     """Adam's one-pass compiled update against its NumPy expression (kernels.adam_update patched
     out), over steps whose bias corrections change, on a matrix, a vector and a Fortran-ordered

@@ -92,6 +92,50 @@ def test_backward_without_input_grad_skips_dx_only(cls, D, backend, rng):
     assert not any(np.shares_memory(a, b) for i, a in enumerate(arrays) for b in arrays[i + 1:])
 
 
+@pytest.mark.parametrize("backend", ["reference", "compiled"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("cls,variant,V", [(ll.LSTM, "peephole", 6), (ll.LSTM, "lstm", 40),
+                                           (ll.GRU, None, 17), (ll.RNN, None, 40)])
+def test_token_ids_are_the_one_hot_input(cls, variant, V, dtype, backend, rng):
+    """(T, B) integer ids give the outputs of their one-hot (T, B, V) input bit for bit (the
+    projection is a gather of columns of W_ih), in both directions with lengths, and the same
+    gradients (bit for bit where the compiled path multiplies the one-hot rows, V <= 16; else
+    a scatter-add, to rounding); dx is None for ids."""
+    from lstmlab import kernels
+    if backend == "compiled" and not kernels.available():
+        pytest.skip(f"numba not usable: {kernels.unavailable_reason()}")
+    kw = {"variant": variant} if variant else {}
+    m = randomize(cls(V, 5, num_layers=2, bidirectional=True, backend=backend, dtype=dtype, **kw),
+                  rng)
+    ids = rng.integers(0, V, size=(7, 4))
+    lengths = [7, 3, 1, 6]
+    y, sn, cache = m.forward(ids, lengths=lengths)
+    y1, sn1, cache1 = m.forward(np.eye(V)[ids], lengths=lengths)
+    np.testing.assert_array_equal(y, y1)
+    for a, b in zip(sn if cls is ll.LSTM else (sn,), sn1 if cls is ll.LSTM else (sn1,)):
+        np.testing.assert_array_equal(a, b)
+    dy = rng.normal(size=y.shape).astype(dtype)
+    dx, d0, g = m.backward(dy, cache)
+    _, d01, g1 = m.backward(dy, cache1, input_grad=False)
+    assert dx is None
+    tol = 1e-13 if dtype == np.float64 else 1e-5
+    for k in g:
+        assert g[k].dtype == dtype and g[k].shape == m.params[k].shape, k
+        if backend == "compiled" and V <= 16:
+            np.testing.assert_array_equal(g[k], g1[k], err_msg=k)
+        else:
+            np.testing.assert_allclose(g[k], g1[k], rtol=tol, atol=tol, err_msg=k)
+    assert np.abs(g["weight_ih_l0"][:, np.setdiff1d(np.arange(V), ids)]).max(initial=0) == 0
+
+
+@pytest.mark.parametrize("bad,msg", [(np.array([[0, 7]]), r"x: expected token ids in \[0, 7\), got \[0, 7\]"),
+                                     (np.array([[-1, 2]]), r"x: expected token ids in \[0, 7\)"),
+                                     (np.zeros((0, 2), dtype=int), "x: empty")])
+def test_token_ids_out_of_range_are_refused(bad, msg):
+    with pytest.raises(ValueError, match=msg):
+        ll.LSTM(7, 3).forward(bad)
+
+
 @pytest.mark.parametrize("variant", [*PRESETS, "gru", "rnn"])
 def test_float32_agrees_with_float64(variant, rng):
     cls = {"gru": ll.GRU, "rnn": ll.RNN}.get(variant, ll.LSTM)

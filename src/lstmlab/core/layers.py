@@ -22,7 +22,8 @@ import numpy as np
 from . import cells
 from .init import INIT_SCHEMES, count_params, init_direction, param_name
 from .spec import PRESETS, cell_kind, resolve_spec
-from .validate import check_array, check_dtype, check_lengths, check_positive_int
+from .validate import (check_array, check_dtype, check_ids, check_lengths, check_positive_int,
+                       is_ids)
 
 __all__ = ["LSTM", "GRU", "RNN", "SequenceCache", "reverse_within_lengths", "BACKENDS"]
 
@@ -73,7 +74,7 @@ def _loops(backend: str):
 
 @dataclass
 class _DirectionCache:
-    x: np.ndarray              # (T, B, D) this direction's input, in its processing order
+    x: np.ndarray              # (T, B, D) this direction's input (or (T, B) ids), in its order
     loop: tuple                # what the loop forward returned (Hs, Cs, G) / (Hs, G, HPn) / (Hs,)
 
 
@@ -211,7 +212,9 @@ class _Recurrent:
 
         Parameters
         ----------
-        x : (T, B, input_size) time-major input.
+        x : (T, B, input_size) time-major input, or (T, B) integer token ids in
+            ``[0, input_size)`` standing for their one-hot vectors (the first layer's input
+            projection is then a gather of columns of W_ih, and backward returns no dx).
         state : initial state, ``(h0, c0)`` for LSTM, ``h0`` for GRU/RNN, each
             (num_layers * num_directions, B, H); zeros when None.
         lengths : (B,) integers in [1, T] or None. Steps at and after a sequence's length are
@@ -225,8 +228,9 @@ class _Recurrent:
         state_n : final state, same structure and shapes as ``state``.
         cache : :class:`SequenceCache` for :meth:`backward` and for looking inside.
         """
-        x = check_array("x", x, (None, None, self.input_size), self.dtype)
-        T, B, _ = x.shape
+        x = check_ids("x", x, self.input_size) if is_ids(x) else \
+            check_array("x", x, (None, None, self.input_size), self.dtype)
+        T, B = x.shape[:2]
         lengths = check_lengths(lengths, T, B)
         states = self._unpack_state(state, B, "state")
         mask = None
@@ -300,8 +304,9 @@ class _Recurrent:
 
         Returns
         -------
-        dx : (T, B, input_size), or None with ``input_grad=False``; dstate0 : gradient with
-        respect to the initial state; grads : dict with the same keys and shapes as ``params``.
+        dx : (T, B, input_size), or None with ``input_grad=False`` or token ids for x;
+        dstate0 : gradient with respect to the initial state; grads : dict with the same keys
+        and shapes as ``params``.
         With ``return_internals=True`` a fourth item, ``step_grads[layer][direction]``: a dict
         with ``"h"`` (dL/dh_t, through the output and every later step) and, for LSTM cells,
         ``"c"`` (dL/dc_t of the cell state carried on, h_t held fixed), each (T, B, H) in input

@@ -45,6 +45,23 @@ def check_array(name: str, a, shape: tuple, dtype: np.dtype, finite: bool = True
     return arr
 
 
+def is_ids(x) -> bool:
+    """Whether x is (T, B) integer token ids (the one-hot input form of the sequence layers)."""
+    return isinstance(x, np.ndarray) and x.ndim == 2 and x.dtype.kind in "iu"
+
+
+def check_ids(name: str, ids, vocab: int) -> np.ndarray:
+    """(T, B) integer token ids, each in [0, vocab), as a C-contiguous int64 array."""
+    arr = np.asarray(ids)
+    if arr.ndim != 2 or arr.dtype.kind not in "iu":
+        raise ValueError(f"{name}: expected (T, B) integer token ids, got {arr.dtype} {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name}: empty array of shape {arr.shape}; expected (T, B) with T, B >= 1")
+    if arr.min() < 0 or arr.max() >= vocab:
+        raise ValueError(f"{name}: expected token ids in [0, {vocab}), got [{arr.min()}, {arr.max()}]")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
 def check_lengths(lengths, T: int, B: int) -> np.ndarray | None:
     """Sequence lengths: 1-D integers, one per batch element, each in [1, T]."""
     if lengths is None:

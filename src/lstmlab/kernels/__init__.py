@@ -125,7 +125,7 @@ _PIECES = {
     "lstm_bwd": (18.0, 9.0),     # lstm_bwd_small (lstm_bwd_parts)
     "lstm_fwd": (15.0, 6.0),     # lstm_fwd_small (lstm_fwd_parts)
     "steps": (8.5, 0.0),         # the large path's per-step kernels of all cells and merge_rows
-    "proj": (4.0, 0.0),          # proj_forward, proj_backward
+    "proj": (4.5, 0.0),          # proj_forward, proj_backward, ids_proj_backward
     "gru": (4.0, 0.0),           # gru_fwd_small, gru_bwd_small
     "rnn": (2.0, 0.0),           # rnn_fwd_small, rnn_bwd_small
     "adam": (0.3, 0.0),          # adam_update (vectors and matrices)
@@ -258,6 +258,10 @@ def _warm(pieces, names, counts=(1,)) -> None:
                 elif piece == "proj":
                     xp = input_projection(r(T, B, D), r(4 * H, D), r(4 * H))
                     input_projection_backward(xp, r(T, B, D), r(4 * H, D))
+                    V = _api.PROJ_MAX_D + 1                  # token ids past the one-hot product
+                    ids = rng.integers(0, V, (T, B))
+                    xp = input_projection(ids, r(4 * H, V), r(4 * H))
+                    input_projection_backward(xp, ids, r(4 * H, V), False)
                 elif piece == "gru":
                     _warm_gru(r, m, T, B, H, large=False)
                 elif piece == "rnn":

@@ -1784,6 +1784,30 @@ def proj_backward(dxp2, x2, WT, ones, dx, dWT, db, zero):
             dxf[n * D + d] = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
 
 
+@njit(**_JIT)
+def ids_proj_backward(ids, dxp2, ones, dWT, db, zero):
+    """Gradients of the projection of token ids (one-hot inputs): dWT (V, G) row v = the sum, in
+    row order, of the rows n of dxp2 (N, G) with ids[n] = v (a scatter-add: the one-hot product
+    ``x2^T dxp2`` without its zero terms); db (G) = the column sums of dxp2, blocked as in
+    :func:`proj_backward`. ids (N,) int64 in [0, V); dWT, db may hold anything on entry."""
+    N = U(dxp2.shape[0])
+    G = U(dxp2.shape[1])
+    df = dxp2.reshape(-1)
+    dWf = dWT.reshape(-1)
+    _fill(dWf, U(0), U(dWT.shape[0]) * G, zero)
+    _fill(db, U(0), G, zero)
+    for n in range(N):
+        o = U(ids[n]) * G
+        r = n * G
+        for g in range(G):
+            dWf[o + g] += df[r + g]
+    n0 = U(0)
+    while n0 < N:
+        nr = min(N - n0, U(PROJ_BLOCK))
+        _vecmat_s(ones, U(0), U(1), nr, df, n0 * G, G, G, db, U(0), zero)
+        n0 += nr
+
+
 # ----------------------------------------------------------------------------------------------
 # Adam
 # ----------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The model of every experiment: an input stage, a stack of recurrent layers, a readout.
 
     u    = x                      real-valued input (T, B, D)
-         | onehot(x)              token ids (T, B) -> (T, B, V)
+         | onehot(x)              token ids (T, B), which the layers take as they are: the
+                                  first layer's x W_ih^T is a gather of columns of W_ih
          | E[x]                   token ids (T, B) -> (T, B, E), a learned embedding
     y, state_n, cache = rnn.forward(u, state)   # (T, B, dirs*H): ``layers`` stacked layers
     pred = y W_out^T + b_out                     # (T, B, K): outputs, logits for the losses
@@ -23,6 +24,7 @@ from ..core.init import apply_init_levers
 from ..core.io import copy_params
 from ..core.layers import GRU, LSTM, RNN
 from ..core.spec import CellSpec, resolve_spec
+from ..core.validate import check_ids
 from .config import TrainConfig
 
 __all__ = ["SeqModel"]
@@ -74,10 +76,7 @@ class SeqModel:
         ids = np.asarray(x)
         if self.embed is not None:
             return self.embed.forward(ids)
-        if ids.dtype.kind not in "iu" or ids.min() < 0 or ids.max() >= self.vocab:
-            raise ValueError(f"x: expected token ids in [0, {self.vocab}), got {ids.dtype} "
-                             f"[{ids.min()}, {ids.max()}]")
-        return np.eye(self.vocab, dtype=self.rnn.dtype)[ids], None            # (T, B, V)
+        return check_ids("x", ids, self.vocab), None       # (T, B): the layers' one-hot input
 
     def forward(self, x, state=None, *, training: bool = False, rng=None):
         """x (T, B, D) or ids (T, B) -> pred (T, B, K), the final state and the backward cache."""

@@ -12,6 +12,7 @@ from .core.io import load, load_arrays, load_into, save, save_arrays
 from .core.layers import GRU, LSTM, RNN, SequenceCache
 from .core.losses import bernoulli_nll, mse_loss, softmax_cross_entropy
 from .core.optim import SGD, Adam, StepDecay, clip_by_value, clip_global_norm
+from .core.seq2seq import Seq2Seq
 from .core.spec import PRESETS, CellSpec
 
 __version__ = "0.1.0"
@@ -20,5 +21,5 @@ __all__ = [
     "LSTM", "GRU", "RNN", "CellSpec", "PRESETS", "SequenceCache", "Dense", "Embedding",
     "mse_loss", "softmax_cross_entropy", "bernoulli_nll", "SGD", "Adam", "StepDecay", "clip_by_value",
     "clip_global_norm", "count_params", "gradcheck", "gradcheck_report", "save", "load",
-    "save_arrays", "load_arrays", "load_into",
+    "save_arrays", "load_arrays", "load_into", "Seq2Seq",
 ]

@@ -43,12 +43,12 @@ def test_gradient_check_of_the_whole_model(attention, cell, bi, bridge, layers, 
     src, tgt = _data(rng)
 
     def loss():
-        return m.forward(src, tgt, SRC_LEN, TGT_LEN, teacher_forcing=tf,
-                         rng=np.random.default_rng(3))[0]
+        return m.loss(src, tgt, SRC_LEN, TGT_LEN, teacher_forcing=tf,
+                      rng=np.random.default_rng(3))[0]
 
-    _, cache = m.forward(src, tgt, SRC_LEN, TGT_LEN, teacher_forcing=tf,
-                         rng=np.random.default_rng(3))
-    g = m.backward(cache)
+    _, dlogits, cache = m.loss(src, tgt, SRC_LEN, TGT_LEN, teacher_forcing=tf,
+                               rng=np.random.default_rng(3))
+    g = m.backward(dlogits, cache)
     assert list(g) == list(m.params)
     errors = {k: rel_error(g[k], numeric_gradient(loss, m.params[k], 1e-5)) for k in m.params}
     assert max(errors.values()) < 1e-6, sorted(errors.items(), key=lambda kv: -kv[1])[:3]
@@ -124,8 +124,8 @@ def _torch_loss(m, src, tgt, src_len, tgt_len):
 def test_torch_transcription_gives_the_same_loss_and_gradients(attention, cell, bi, rng):
     m = _model(rng, attention=attention, cell=cell, bidirectional=bi, layers=2)
     src, tgt = _data(rng)
-    loss, cache = m.forward(src, tgt, SRC_LEN, TGT_LEN)
-    g = m.backward(cache)
+    loss, dlogits, cache = m.loss(src, tgt, SRC_LEN, TGT_LEN)
+    g = m.backward(dlogits, cache)
     tloss, tg = _torch_loss(m, src, tgt, SRC_LEN, TGT_LEN)
     assert abs(loss - tloss) < 1e-10
     assert set(tg) == set(g)
@@ -190,6 +190,7 @@ def test_teacher_forcing_zero_feeds_the_models_own_choices(rng):
     (lambda m: m.forward(np.ones((2, 2)), np.ones((2, 2), int)), "src: expected .* integer token ids"),
     (lambda m: m.forward(np.ones((2, 2), int), np.ones((2, 3), int)), "tgt: expected 2 sequences"),
     (lambda m: m.forward(np.ones((2, 2), int), np.ones((2, 2), int), [3, 1]), r"src_lengths: expected lengths in \[1, 2\]"),
+    (lambda m: m.loss(np.ones((2, 2), int), np.ones((2, 2), int), None, [0, 1]), r"tgt_lengths: expected lengths in \[1, 2\]"),
     (lambda m: m.forward(np.ones((2, 2), int), np.ones((2, 2), int), teacher_forcing=1.5), "teacher_forcing"),
     (lambda m: m.beam_search(np.ones((2, 2), int), beam=0), "beam: expected an integer >= 1"),
     (lambda m: m.greedy(np.ones((2, 2), int), max_len=0), "max_len: expected an integer >= 1"),

@@ -20,7 +20,8 @@ Shapes: S source steps, T target steps, B sequences; tokens are integer ids, tim
               ctx_t = sum_j alpha_tj Y_j                                 (B, Hy)
               a_t = tanh(W_o [ctx_t; h_t] + b_o)        the attentional vector (Luong eq. 5)
               without attention ("none"): a_t = h_t, the fixed-size bottleneck
-    readout   logits_t = W_y a_t + b_y,  loss = mean over counted (t, b) of -log softmax(logits_t)[y_t]
+    readout   logits_t = W_y a_t + b_y;  loss (``loss``) = mean over the counted (t, b) of
+              -log softmax(logits_t)[y_t]
 
 The backward pass runs the steps in reverse: the readout and the attention by hand (below), each
 decoder step through the engine layer's own BPTT with the state gradient carried from step t + 1
@@ -37,7 +38,8 @@ import numpy as np
 
 from .dense import Dense, Embedding
 from .layers import GRU, LSTM, RNN
-from .validate import check_dtype, check_positive_int
+from .losses import softmax_cross_entropy
+from .validate import check_array, check_dtype, check_positive_int
 
 __all__ = ["Seq2Seq", "ATTENTIONS", "BRIDGES", "PAD", "BOS", "EOS"]
 
@@ -232,12 +234,14 @@ class Seq2Seq:
         y, state_n, rcache = self.dec.forward(d[None], state)                # (1, B, H)
         return y[0], state_n, (ecache, rcache)
 
-    def forward(self, src, tgt, src_lengths=None, tgt_lengths=None, teacher_forcing: float = 1.0,
+    def forward(self, src, tgt, src_lengths=None, teacher_forcing: float = 1.0,
                 rng: np.random.Generator | None = None):
-        """Loss and cache for backward. tgt (T, B): the target ids, each sequence ending in EOS
-        at its length (tgt_lengths, default all T); steps beyond are not counted.
-        ``teacher_forcing`` in [0, 1] is the chance that a step's input is the gold previous
-        token (per step and sequence, drawn from ``rng``); otherwise the model's argmax."""
+        """Logits (T, B, V) for the target steps, and the cache for :meth:`backward`.
+
+        tgt (T, B): the target ids (each sequence ends in EOS; what follows is padding, which the
+        loss should not count). Step t's input is BOS (t = 0) or the gold ``tgt[t - 1]``, or with
+        ``teacher_forcing`` < 1, per step and sequence with probability 1 - teacher_forcing
+        (drawn from ``rng``), the model's own ``argmax(logits[t - 1])``."""
         tgt = self._ids("tgt", tgt, self.tgt_vocab)
         T, B = tgt.shape
         if not 0.0 <= float(teacher_forcing) <= 1.0:
@@ -245,51 +249,55 @@ class Seq2Seq:
         Y, mask, state, encache = self.encode(src, src_lengths)
         if Y.shape[1] != B:
             raise ValueError(f"tgt: expected {Y.shape[1]} sequences like src, got {B}")
-        n = self._lengths("tgt_lengths", tgt_lengths, T, B)
-        counted = np.arange(T)[:, None] < n[None, :]                          # (T, B)
         if teacher_forcing < 1.0:
             rng = rng if rng is not None else np.random.default_rng(0)
             gold = rng.random((T, B)) < teacher_forcing                       # (T, B)
         K = self._keys(Y)
         a = np.zeros((B, self.hidden), dtype=self.dtype)
         token = np.full(B, BOS, dtype=np.int64)
-        total, steps, inputs, logits = 0.0, [], [], None
-        Ntok = float(counted.sum())
+        logits = np.empty((T, B, self.tgt_vocab), dtype=self.dtype)
+        steps, inputs = [], []
         for t in range(T):
             if t > 0:
                 token = tgt[t - 1] if teacher_forcing >= 1.0 else \
-                    np.where(gold[t], tgt[t - 1], logits.argmax(axis=1))
+                    np.where(gold[t], tgt[t - 1], logits[t - 1].argmax(axis=1))
             inputs.append(token)
             h, state, scache = self._step(token, a, state)
             if self.feed:
                 a, alpha, acache = self._attend(h, Y, K, mask)
             else:
                 a, acache = h, None
-            logits, _ = self.out.forward(a)                                  # (B, V)
-            z = logits - logits.max(axis=1, keepdims=True)
-            logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))          # (B, V)
-            total -= float(logp[np.arange(B), tgt[t]][counted[t]].sum())
-            steps.append((scache, acache, a, logp))
-        cache = dict(Y=Y, K=K, mask=mask, encache=encache, steps=steps, tgt=tgt,
-                     counted=counted, Ntok=Ntok, inputs=np.array(inputs))
-        return total / Ntok, cache
+            logits[t] = self.out.forward(a)[0]                               # (B, V)
+            steps.append((scache, acache, a))
+        cache = dict(Y=Y, K=K, mask=mask, encache=encache, steps=steps, inputs=np.array(inputs))
+        return logits, cache
 
-    def backward(self, cache) -> dict[str, np.ndarray]:
-        """Gradients of the mean loss for every entry of ``params`` (same keys, fresh arrays)."""
-        Y, K, tgt, counted, Ntok = cache["Y"], cache["K"], cache["tgt"], cache["counted"], cache["Ntok"]
-        T, B = tgt.shape
+    def loss(self, src, tgt, src_lengths=None, tgt_lengths=None, teacher_forcing: float = 1.0,
+             rng: np.random.Generator | None = None):
+        """Mean cross-entropy over the counted target steps (t < tgt_lengths, default all T),
+        d loss / d logits, and the cache: ``loss, dlogits, cache``."""
+        logits, cache = self.forward(src, tgt, src_lengths, teacher_forcing, rng)
+        T, B = logits.shape[:2]
+        n = self._lengths("tgt_lengths", tgt_lengths, T, B)
+        loss, dlogits = softmax_cross_entropy(logits, np.asarray(tgt, dtype=np.int64),
+                                              np.arange(T)[:, None] < n[None, :])
+        return loss, dlogits, cache
+
+    def backward(self, dlogits, cache) -> dict[str, np.ndarray]:
+        """Gradients for every entry of ``params`` (same keys, fresh arrays) given
+        d loss / d logits (T, B, V)."""
+        Y, K = cache["Y"], cache["K"]
+        T, B = len(cache["steps"]), Y.shape[1]
+        dlogits = check_array("dlogits", dlogits, (T, B, self.tgt_vocab), self.dtype)
         g = {k: np.zeros_like(v) for k, v in self.params.items()}
         dY, dK = np.zeros_like(Y), np.zeros_like(K)
         da_next = np.zeros((B, self.hidden), dtype=self.dtype)     # into a_t from step t+1's input
         dstate = None
         for t in range(T - 1, -1, -1):
-            scache, acache, a, logp = cache["steps"][t]
-            dlogits = np.exp(logp)                                           # (B, V)
-            dlogits[np.arange(B), tgt[t]] -= 1.0
-            dlogits *= (counted[t] / Ntok)[:, None]
-            g["out.weight"] += dlogits.T @ a
-            g["out.bias"] += dlogits.sum(axis=0)
-            da = dlogits @ self.out.params["weight"] + da_next              # (B, H)
+            scache, acache, a = cache["steps"][t]
+            g["out.weight"] += dlogits[t].T @ a
+            g["out.bias"] += dlogits[t].sum(axis=0)
+            da = dlogits[t] @ self.out.params["weight"] + da_next           # (B, H)
             dh = self._attend_backward(da, Y, K, acache, g, dY, dK) if self.feed else da
             ecache, rcache = scache
             dd, dstate, gr = self.dec.backward(dh[None], rcache, dstate)

@@ -40,13 +40,28 @@ def _check(out_dir, names):
         _not_blank(p)
 
 
-@pytest.mark.parametrize("task", list(TASKS))
+SEQ2SEQ = [t for t in TASKS if getattr(TASKS[t], "kind", None) == "seq2seq"]
+
+
+@pytest.mark.parametrize("task", [t for t in TASKS if t not in SEQ2SEQ])
 def test_plot_every_task(tmp_path, task, capsys):
     run = _train(tmp_path, task, "lstm")
     assert main(["plot", run, "--quiet", "--sample", "1"]) == 0
     _check(os.path.join(run, "figures"), ["curves", "predictions", "gates", "weights", "gradflow"])
     assert not os.path.exists(os.path.join(run, "figures", "peepholes.png"))   # lstm has none
     assert "5 figure(s)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("task", SEQ2SEQ)
+def test_plot_seq2seq_runs_draw_their_curves_and_refuse_the_rest(tmp_path, task, capsys):
+    run = _train(tmp_path, task, "lstm")
+    assert main(["plot", run, "--quiet"]) == 0
+    _check(os.path.join(run, "figures"), ["curves"])
+    assert "1 figure(s)" in capsys.readouterr().out
+    for extra in (["--what", "gates"], ["--gif"]):
+        assert main(["plot", run, "--quiet", *extra]) == 2
+        err = capsys.readouterr().err
+        assert "not drawn for sequence-to-sequence runs" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("variant", ["peephole", "cifg", "gru", "rnn"])

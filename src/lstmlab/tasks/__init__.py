@@ -6,7 +6,9 @@ method, and declares what the training loop needs: its ``loss`` (``mse``, ``soft
 ``bernoulli_nll``), its ``headline`` metric and whether that is maximised, and whether its
 input is ``tokens`` (integer ids) or real values. Timing tasks (:mod:`.timing`): msd-pair, msd,
 gts, pfg; long time lags (:mod:`.longrange`): adding, copy; text (:mod:`.text`): charlm, whose
-``stream`` flag tells the loop to carry the state from one iteration to the next. Build one by name with :func:`make_task`;
+``stream`` flag tells the loop to carry the state from one iteration to the next;
+sequence-to-sequence toys (:mod:`.seq2seq`): reverse, sort, addition, dates, whose ``kind``
+tells the loop to build an encoder-decoder. Build one by name with :func:`make_task`;
 :data:`TASKS` maps the names to the classes.
 
 >>> import numpy as np
@@ -20,14 +22,15 @@ gts, pfg; long time lags (:mod:`.longrange`): adding, copy; text (:mod:`.text`):
 """
 from typing import Any
 
-from . import longrange, text, timing
+from . import longrange, seq2seq, text, timing
 from .longrange import *  # noqa: F401,F403
+from .seq2seq import *  # noqa: F401,F403
 from .text import *  # noqa: F401,F403
 from .timing import *  # noqa: F401,F403  (the public names are timing.__all__)
 from .timing import TASKS as TIMING_TASKS
 
 #: Every task by registry name.
-TASKS = {**TIMING_TASKS, **longrange.LONG_RANGE_TASKS, **text.TEXT_TASKS}
+TASKS = {**TIMING_TASKS, **longrange.LONG_RANGE_TASKS, **text.TEXT_TASKS, **seq2seq.SEQ2SEQ_TASKS}
 
 
 def make_task(name: str, **kwargs: Any):
@@ -39,4 +42,4 @@ def make_task(name: str, **kwargs: Any):
     return TASKS[name].create(**kwargs)
 
 
-__all__ = list(timing.__all__) + list(longrange.__all__) + list(text.__all__)
+__all__ = list(timing.__all__) + list(longrange.__all__) + list(text.__all__) + list(seq2seq.__all__)

@@ -34,7 +34,8 @@ FRESH_TEST_STREAM = 4
 LR_SCHEDULES = ("constant", "step", "cosine")
 OPTIMIZERS = ("adam", "sgd")
 #: Fields left out of :meth:`TrainConfig.to_dict` while at these defaults (see there).
-OMIT_AT_DEFAULT = {"stop_at": None}
+OMIT_AT_DEFAULT = {"stop_at": None, "attention": "general", "bidirectional": False,
+                   "bridge": "dense", "teacher_forcing": 1.0}
 
 
 def train_rng(seed: int, it: int) -> np.random.Generator:
@@ -131,6 +132,10 @@ class TrainConfig:
     eval_size: int = 512
     checkpoint_every: int = 500
     stop_at: float | None = None
+    attention: str = "general"
+    bidirectional: bool = False
+    bridge: str = "dense"
+    teacher_forcing: float = 1.0
     backend: str = "auto"
     dtype: str = "float64"
 
@@ -181,6 +186,15 @@ class TrainConfig:
             raise ValueError(f"stop_at: expected a number or None, got {self.stop_at!r}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype: expected float32 or float64, got {self.dtype!r}")
+        from ..core.seq2seq import ATTENTIONS, BRIDGES
+        if self.attention not in ATTENTIONS:
+            raise ValueError(f"attention: expected one of {', '.join(ATTENTIONS)}, got {self.attention!r}")
+        if self.bridge not in BRIDGES:
+            raise ValueError(f"bridge: expected one of {', '.join(BRIDGES)}, got {self.bridge!r}")
+        if not isinstance(self.bidirectional, bool):
+            raise ValueError(f"bidirectional: expected true or false, got {self.bidirectional!r}")
+        if not (isinstance(self.teacher_forcing, (int, float)) and 0 <= self.teacher_forcing <= 1):
+            raise ValueError(f"teacher_forcing: expected a probability in [0, 1], got {self.teacher_forcing!r}")
         from ..core.spec import CellSpec, resolve_spec
         if isinstance(self.variant, dict):
             CellSpec.from_dict(self.variant)

@@ -35,7 +35,7 @@ from ..core.io import atomic_write_bytes, atomic_write_json, load_arrays, save_a
 from ..core.losses import LOSSES
 from ..core.optim import SGD, Adam, clip_global_norm
 from .config import TrainConfig, dropout_rng, test_rng, train_rng
-from .model import SeqModel
+from .model import Seq2SeqModel, SeqModel
 from .progress import Progress, show_progress
 
 __all__ = ["train", "TrainingDiverged", "evaluate", "load_run", "read_metrics", "build_model", "CHECKPOINT",
@@ -53,8 +53,11 @@ class TrainingDiverged(RuntimeError):
     """Raised when the loss or the weights become NaN or infinite."""
 
 
-def build_model(cfg: TrainConfig, task) -> SeqModel:
-    """The model ``cfg`` describes, sized for ``task`` (its input and output sizes, token input)."""
+def build_model(cfg: TrainConfig, task) -> SeqModel | Seq2SeqModel:
+    """The model ``cfg`` describes, sized for ``task`` (its input and output sizes, token input);
+    an encoder-decoder for the tasks of ``kind`` ``seq2seq``."""
+    if getattr(task, "kind", None) == "seq2seq":
+        return Seq2SeqModel(cfg, task)
     return SeqModel(cfg, task.input_size, task.output_size, tokens=task.tokens)
 
 
@@ -73,8 +76,13 @@ def _chunks(T: int, tbptt: int) -> list[tuple[int, int]]:
 
 def _train_step(model, loss_fn, opt, cfg, batch, it, state=None):
     """One iteration on ``batch`` from ``state`` (None: zeros): forward, loss, backward, clip,
-    update, once per chunk of ``cfg.tbptt`` steps with the state carried between chunks;
-    returns (mean loss, mean gradient norm, final state) or raises _NonFinite."""
+    update, once per chunk of ``cfg.tbptt`` steps with the state carried between chunks (an
+    encoder-decoder: once, on the whole batch, its targets the decoder's inputs); returns
+    (mean loss, mean gradient norm, final state) or raises _NonFinite."""
+    if getattr(model, "decoder", False):     # encoder-decoder: the targets feed the decoder
+        pred, cache = model.forward(batch.x, batch.y, rng=dropout_rng(cfg.seed, it))  # (T, B, V)
+        loss, dpred = loss_fn(pred, batch.y, batch.mask)
+        return loss, _update(model, opt, cfg, loss, dpred, cache), None
     rng = dropout_rng(cfg.seed, it) if cfg.dropout > 0 else None
     losses, norms = [], []
     for s, e in _chunks(batch.T, cfg.tbptt):
@@ -84,19 +92,25 @@ def _train_step(model, loss_fn, opt, cfg, batch, it, state=None):
         if not mask.any():                       # nothing to learn here: carry the state on
             continue
         loss, dpred = loss_fn(pred, y, mask)
-        if not (math.isfinite(loss) and np.isfinite(dpred).all()):
-            raise _NonFinite(loss)
-        grads = model.backward(dpred, cache)
-        gnorm = clip_global_norm(grads, cfg.clip) if cfg.clip > 0 else \
-            float(np.sqrt(sum(float((g * g).sum()) for g in grads.values())))
-        if not math.isfinite(gnorm):
-            raise _NonFinite(gnorm)
-        opt.step(grads)
+        norms.append(_update(model, opt, cfg, loss, dpred, cache))
         losses.append(loss)
-        norms.append(gnorm)
     if not losses:
         raise ValueError("task: a training batch has no step with a target (its mask is all False)")
     return float(np.mean(losses)), float(np.mean(norms)), state
+
+
+def _update(model, opt, cfg, loss, dpred, cache) -> float:
+    """Backward from d loss / d pred, clip, one optimiser step; the gradient norm (before the
+    clip). Raises _NonFinite for a NaN or infinite loss or gradient."""
+    if not (math.isfinite(loss) and np.isfinite(dpred).all()):
+        raise _NonFinite(loss)
+    grads = model.backward(dpred, cache)
+    gnorm = clip_global_norm(grads, cfg.clip) if cfg.clip > 0 else \
+        float(np.sqrt(sum(float((g * g).sum()) for g in grads.values())))
+    if not math.isfinite(gnorm):
+        raise _NonFinite(gnorm)
+    opt.step(grads)
+    return gnorm
 
 
 class _NonFinite(Exception):

@@ -27,7 +27,7 @@ from ..core.spec import CellSpec, resolve_spec
 from ..core.validate import check_ids
 from .config import TrainConfig
 
-__all__ = ["SeqModel"]
+__all__ = ["SeqModel", "Seq2SeqModel"]
 
 
 class SeqModel:
@@ -120,3 +120,59 @@ class SeqModel:
         if self.embed is not None:
             layers["embed"] = self.embed.config()
         return layers
+
+
+class Seq2SeqModel:
+    """The loop's view of :class:`lstmlab.core.seq2seq.Seq2Seq` for the tasks of ``kind``
+    ``seq2seq``: ``forward(x, y, ...)`` runs teacher-forced (``cfg.teacher_forcing``) logits
+    for the targets y, ``backward(dlogits, cache)`` the gradients, and ``predict(x)`` greedy
+    decoding, (T', B) ids with EOS and PAD after (what the task's ``evaluate`` scores). Source
+    lengths are read off the PAD ids that end each source sequence."""
+
+    decoder = True                          # the loop passes the targets to forward
+
+    def __init__(self, cfg: TrainConfig, task):
+        from ..core.seq2seq import Seq2Seq
+        self.cfg = cfg
+        self.net = Seq2Seq(task.input_size, task.output_size, embed=cfg.embed or cfg.hidden,
+                           hidden=cfg.hidden, layers=cfg.layers,
+                           cell=CellSpec.from_dict(cfg.variant) if isinstance(cfg.variant, dict)
+                           else cfg.variant, attention=cfg.attention,
+                           bidirectional=cfg.bidirectional, bridge=cfg.bridge,
+                           dtype=np.dtype(cfg.dtype), seed=cfg.seed)
+        self.params = self.net.params
+
+    @staticmethod
+    def src_lengths(x) -> np.ndarray:
+        """(B,) the steps of each source sequence before its PAD (id 0) padding."""
+        from ..core.seq2seq import PAD
+        return (np.asarray(x) != PAD).sum(axis=0)
+
+    def forward(self, x, y, *, rng=None):
+        return self.net.forward(x, y, self.src_lengths(x), self.cfg.teacher_forcing, rng)
+
+    def backward(self, dlogits, cache) -> dict[str, np.ndarray]:
+        return self.net.backward(dlogits, cache)
+
+    def predict(self, x, chunk: int = 512, steps: int | None = None) -> np.ndarray:
+        """Greedy decoding of the sources x (S, B), ``chunk`` sequences at a time."""
+        from ..core.seq2seq import EOS, PAD
+        outs = []
+        for s in range(0, x.shape[1], chunk):
+            xs = x[:, s:s + chunk]
+            outs += [r["tokens"] + ([EOS] if r["finished"] else [])
+                     for r in self.net.greedy(xs, self.src_lengths(xs))]
+        pred = np.full((max(len(o) for o in outs), len(outs)), PAD, dtype=np.int64)
+        for b, o in enumerate(outs):
+            pred[:len(o), b] = o
+        return pred
+
+    def load_params(self, arrays: dict[str, np.ndarray]) -> None:
+        copy_params(self.params, arrays, "weights")
+
+    def config(self) -> dict:
+        n = self.net
+        return {"class": "Seq2Seq", "src_vocab": n.src_vocab, "tgt_vocab": n.tgt_vocab,
+                "embed": n.embed, "hidden": n.hidden, "layers": n.layers,
+                "attention": n.attention, "bidirectional": n.bidirectional, "bridge": n.bridge,
+                "dtype": n.dtype.name}

@@ -311,7 +311,15 @@ def plot_run(run_dir, what=None, sample: int = 0, out=None, gif: bool = False, l
         raise ValueError(f"what: unknown figure {bad[0]!r} (expected some of {', '.join(FIGURES)})")
     run = load_saved_run(run_dir)
     out = os.path.join(run_dir, "figures") if out is None else os.fspath(out)
-    _sequence(run, sample)                                  # the checks first, then the drawing
+    if getattr(run["task"], "kind", None) == "seq2seq":     # an encoder-decoder: curves only
+        other = [w for w in what if w != "curves"] if what != list(FIGURES) else []
+        if other or gif:
+            raise ValueError(f"what: {'--gif' if gif and not other else other[0]} is not drawn for "
+                             "sequence-to-sequence runs (only curves; lstmlab translate RUN TEXT "
+                             "--attention prints the attention weights)")
+        what, sample = ["curves"], None
+    else:
+        _sequence(run, sample)                              # the checks first, then the drawing
     if gif:
         _snapshot_files(run_dir)
     paths = []

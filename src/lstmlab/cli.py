@@ -111,6 +111,16 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _probability_closed(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not 0 <= v <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return v
+
+
 def _probability(text: str) -> float:
     try:
         v = float(text)
@@ -140,11 +150,18 @@ def _train_config(args):
     from .train.config import TrainConfig
 
     given = {n: getattr(args, n) for n in ("variant", "seed") if getattr(args, n) is not None}
+    from .tasks.seq2seq import SEQ2SEQ_TASKS
     text_opts = [o for o, n in (("--data", "data"), ("--seq-len", "seq_len"), ("--epochs", "epochs"))
                  if getattr(args, n) is not None]
     if text_opts and args.task != "charlm":
         raise ValueError(f"{text_opts[0]}: only for the charlm task, not {args.task}")
-    args.variant = args.variant or ("lstm" if args.task == "charlm" else "peephole")
+    s2s_opts = [o for o, n in (("--attention", "attention"), ("--bidirectional", "bidirectional"),
+                               ("--bridge", "bridge"), ("--teacher-forcing", "teacher_forcing"))
+                if getattr(args, n) is not None]
+    if s2s_opts and args.task not in SEQ2SEQ_TASKS:
+        raise ValueError(f"{s2s_opts[0]}: only for the sequence-to-sequence tasks "
+                         f"({', '.join(SEQ2SEQ_TASKS)}), not {args.task}")
+    args.variant = args.variant or ("lstm" if args.task in ("charlm", *SEQ2SEQ_TASKS) else "peephole")
     args.seed = 0 if args.seed is None else args.seed
     if args.config:
         cfg = TrainConfig.from_json(args.config)
@@ -159,12 +176,17 @@ def _train_config(args):
         cfg = charlm_config(args.data, args.variant, seed=args.seed, **shape)
     elif args.task in PAPER_TASKS:
         cfg = paper_task_config(args.task, args.variant, args.seed, args.iters or 1500)
+    elif args.task in SEQ2SEQ_TASKS:
+        from .experiments.seq2seq import seq2seq_config
+        cfg = seq2seq_config(args.task, args.attention or "general", args.seed,
+                             variant=args.variant, bidirectional=args.bidirectional)
     else:
         cfg = TrainConfig(task=args.task, task_args={}, variant=args.variant, seed=args.seed)
     over = {}
     for name in ("hidden", "layers", "dropout", "embed", "tbptt", "optimizer", "momentum",
                  "batch", "lr", "schedule", "warmup", "clip", "forget_bias",
-                 "eval_every", "eval_size", "checkpoint_every", "backend"):
+                 "eval_every", "eval_size", "checkpoint_every", "backend", "bridge",
+                 "teacher_forcing"):
         v = getattr(args, name)
         if v is not None:
             over[name] = v
@@ -248,6 +270,26 @@ def _cmd_sample(args) -> int:
     return 0
 
 
+def _cmd_translate(args) -> int:
+    from .experiments.seq2seq import translate
+    from .train.loop import load_run
+
+    r = translate(load_run(args.run_dir), args.text, beam=args.beam, max_len=args.max_len)
+    print(r["output"])
+    if args.attention:
+        if r["attention"] is None:
+            raise ValueError("--attention: this model has no attention (trained with --attention none)")
+        out = list(r["output"]) + (["<eos>"] if r["finished"] else [])
+        print("attention (rows: output, columns: source):")
+        print("      " + " ".join(f"{c!s:>4}" for c in r["source"]))
+        for c, row in zip(out, r["attention"]):
+            print(f"{c:>5} " + " ".join(f"{w:4.2f}" for w in row))
+    if not r["finished"]:
+        print(f"lstmlab translate: no end-of-sequence within {len(r['tokens'])} tokens",
+              file=sys.stderr)
+    return 0
+
+
 def _cmd_reproduce(args) -> int:
     from .experiments import gers2002
 
@@ -281,6 +323,22 @@ def _cmd_reproduce_longrange(args) -> int:
         if "mean" in r:
             print(f"{r['case']:22s} {r['variant']:9s} solved {r['solved']}/{r['done']}, beats "
                   f"baseline {r['beats']}/{r['done']}, {r['metric']} {r['mean']:.3g} ± {r['std']:.2g}")
+    print(f"report: {args.out}/report.md")
+    return 0
+
+
+def _cmd_reproduce_seq2seq(args) -> int:
+    from .experiments import seq2seq
+
+    log = (lambda *a, **k: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    records = seq2seq.reproduce(args.out, setting="quick" if args.quick else "full",
+                                seeds=args.seeds, iters=args.iters, jobs=args.jobs,
+                                figures=not args.no_figures, quiet=args.quiet, log=log)
+    for r in seq2seq.summary_rows(records):
+        if "exact_mean" in r:
+            L = "held out" if r["length"] is None else f"length {r['length']}"
+            print(f"{r['case']:28s} {r['attention']:9s} {L:11s} exact match "
+                  f"{r['exact_mean']:.3f} ± {r['exact_std']:.3f} ({r['seeds']} seeds)")
     print(f"report: {args.out}/report.md")
     return 0
 
@@ -464,6 +522,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="charlm: steps per truncated-BPTT chunk, the state carried between chunks (default 100)")
     t.add_argument("--epochs", type=_positive_int, metavar="N",
                    help="charlm: passes over the training text (default 20; --iters overrides)")
+    t.add_argument("--attention", choices=["none", "dot", "general", "bahdanau"],
+                   help="reverse, sort, addition, dates: the decoder's attention (default general; "
+                        "none: the encoder's final state is all the decoder gets)")
+    t.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None,
+                   help="reverse, sort, addition, dates: a bidirectional encoder (default: on with "
+                        "general and bahdanau attention)")
+    t.add_argument("--bridge", choices=["dense", "copy", "zero"],
+                   help="seq2seq: how the decoder's initial state comes from the encoder's final "
+                        "one (default dense: tanh of a learned map)")
+    t.add_argument("--teacher-forcing", type=_probability_closed, metavar="P",
+                   help="seq2seq: probability that a decoder input is the gold previous token, "
+                        "else the model's own choice (default 1)")
     t.add_argument("--eval-every", type=_positive_int, metavar="N", help="evaluate every N iterations")
     t.add_argument("--eval-size", type=_positive_int, metavar="N", help="held-out test sequences (default 512)")
     t.add_argument("--checkpoint-every", type=_nonneg_int, metavar="N", help="checkpoint every N iterations")
@@ -566,8 +636,24 @@ def build_parser() -> argparse.ArgumentParser:
                     help="seed of the draws (default 0)")
     sm.set_defaults(func=_cmd_sample)
 
+    tr = sub.add_parser(
+        "translate", help="decode a text with a trained sequence-to-sequence run",
+        description="Read TEXT (one character per source token: letters for reverse and sort, "
+                    "digits and + for addition, a date in words for dates) through a run of "
+                    "lstmlab train reverse|sort|addition|dates and print what the decoder emits: "
+                    "greedy, or the best of --beam K hypotheses by log-likelihood.")
+    tr.add_argument("run_dir", metavar="RUN_DIR", help="the seq2seq run folder")
+    tr.add_argument("text", metavar="TEXT", help="the source, e.g. 'march 3, 2021'")
+    tr.add_argument("--beam", type=_positive_int, default=1, metavar="K",
+                    help="beam width (default 1: greedy decoding)")
+    tr.add_argument("--max-len", type=_positive_int, metavar="N",
+                    help="most tokens to emit (default twice the source length + 10)")
+    tr.add_argument("--attention", action="store_true",
+                    help="also print the attention weights (output characters by source characters)")
+    tr.set_defaults(func=_cmd_translate)
+
     r = sub.add_parser(
-        "reproduce", help="reproduce a paper's experiments or a classic claim (gers2002, gradient-flow, long-range, ablation)",
+        "reproduce", help="reproduce a paper's experiments or a classic claim (gers2002, gradient-flow, long-range, ablation, seq2seq)",
         description="Reproduce an experiment: each writes results.json, report.md (our numbers beside "
                     "the published ones), figures/ and one run folder per training run; finished "
                     "runs in --out are reused and killed ones resumed. 'lstmlab reproduce NAME --help' "
@@ -636,6 +722,25 @@ def build_parser() -> argparse.ArgumentParser:
                     help="cap every run at N iterations (default: each case's own)")
     _output_options(lr, "long-range")
     lr.set_defaults(func=_cmd_reproduce_longrange)
+
+    sq = rs.add_parser(
+        "seq2seq", help="encoder-decoder LSTMs with and without attention on reverse, sort, "
+                        "addition and dates",
+        description="Train the encoder-decoder (lstmlab.core.seq2seq) without attention and with "
+                    "Luong's (general) and the additive (Bahdanau) score on reverse (5-30 symbols) "
+                    "and sort (5-20), scored per source length (the bottleneck curve), on addition "
+                    "of up to 4 digits and on dates written in words, scored on held-out "
+                    "(format, month) patterns; 3 seeds; reverse also with teacher forcing 0.5 and "
+                    "0. Writes results.json (one record per run and length: task, attention, "
+                    "length, seed, exact_match, token_accuracy), report.md, figures/accuracy.png "
+                    "and figures/attention.png. --quick: reverse of 3-8 symbols, one seed, 300 "
+                    "iterations.")
+    sq.add_argument("--quick", action="store_true", help="the quick setting (a smoke run)")
+    sq.add_argument("--seeds", type=_seed_list, metavar="SEEDS", help="seeds of every case (default 0-2)")
+    sq.add_argument("--iters", type=_positive_int, metavar="N",
+                    help="cap every run at N iterations (default: 3000, dates 2000)")
+    _output_options(sq, "seq2seq")
+    sq.set_defaults(func=_cmd_reproduce_seq2seq)
 
     ab = rs.add_parser(
         "ablation", help="which gate matters: nig, nfg, nog, niaf, noaf, cifg, lstm, gru against "

@@ -709,7 +709,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train lstm, peephole, gru and rnn (same hidden size) on the long-time-lag tasks: "
                     "the adding problem of 1997 (T = 100, 500) and of 2016 (T = 100, 200, 400), "
                     "multiplication (T = 100), temporal order 6a and 6b, and copy memory (T = 100, "
-                    "200), over seeds; writes results.json (one record per run), report.md (the "
+                    "200, 400; the GRU also 750 and 1000), over seeds; writes results.json (one record per run), report.md (the "
                     "table beside the published numbers), learning curves and the gradient-flow "
                     "figure of the trained and untrained models. --quick: the 1997 adding problem "
                     "at T = 100 with 2 seeds and short adding and copy runs.")

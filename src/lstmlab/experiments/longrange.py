@@ -94,6 +94,8 @@ def cases(setting: str = "full") -> list[Case]:
         Case("copy", 200, 64, 8000, s2, eval_every=250, eval_size=512),
         Case("copy", 400, 64, 8000, s2, variants=("lstm", "peephole", "gru"), eval_every=250,
              eval_size=512),
+        Case("copy", 750, 64, 8000, s2, variants=("gru",), eval_every=250, eval_size=512),
+        Case("copy", 1000, 64, 8000, s2, variants=("gru",), eval_every=250, eval_size=512),
     ]
 
 
@@ -128,6 +130,8 @@ PUBLISHED = {
     "copy T=100": "memoryless baseline 10 log 8 / (T + 20) = 0.173",
     "copy T=200": "memoryless baseline 0.095",
     "copy T=400": "memoryless baseline 0.050",
+    "copy T=750": "memoryless baseline 0.027",
+    "copy T=1000": "memoryless baseline 0.020",
 }
 
 

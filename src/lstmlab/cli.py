@@ -111,24 +111,19 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _probability(text: str, closed: bool = False) -> float:
+    """A number in [0, 1) (dropout), or in [0, 1] with ``closed`` (a teacher-forcing ratio)."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not (0 <= v <= 1 if closed else 0 <= v < 1):
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1{']' if closed else ')'}, got {text!r}")
+    return v
+
+
 def _probability_closed(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = float("nan")
-    if not 0 <= v <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    return v
-
-
-def _probability(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = float("nan")
-    if not 0 <= v < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
-    return v
+    return _probability(text, closed=True)
 
 
 def _task_arg(text: str):

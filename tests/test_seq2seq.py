@@ -256,7 +256,8 @@ def _addends(ids):
 
 def test_dates_hold_out_whole_format_month_patterns():
     """The test split has only the held-out (format, month) combinations, training none of
-    them; every format and every month occurs in both; targets are the ISO dates."""
+    them; every format and every month occurs in both; every month word (full name and
+    three-letter abbreviation) occurs in a training source; targets are the ISO dates."""
     import datetime
 
     from lstmlab.tasks.seq2seq import DATE_FORMATS, Dates
@@ -271,8 +272,12 @@ def test_dates_hold_out_whole_format_month_patterns():
             assert Dates.held_out(fmt, day.month) == (split == "test")
             seen[split].add((fmt, day.month))
     for split, combos in seen.items():
-        assert {f for f, _ in combos} == set(range(8)) and {m for _, m in combos} == set(range(1, 13))
-    assert not seen["train"] & seen["test"] and len(seen["test"]) == 24
+        assert {f for f, _ in combos} == set(range(9)) and {m for _, m in combos} == set(range(1, 13))
+    assert not seen["train"] & seen["test"] and len(seen["test"]) == 27
+    from lstmlab.tasks.seq2seq import _MONTHS
+    words = {w for fmt, m in seen["train"] for w in
+             DATE_FORMATS[fmt](datetime.date(2001, m, 3)).replace(",", " ").split()}
+    assert {n for n in _MONTHS} | {n[:3] for n in _MONTHS} <= words
 
 
 @pytest.mark.parametrize("name,kw,msg", [("reverse", {"min_length": 0}, "min_length"),

@@ -2,9 +2,11 @@
 addition, dates): the recipe, decoding a saved run, and ``lstmlab reproduce seq2seq``.
 
 The recipe (:func:`seq2seq_config`): one-layer LSTM encoder and decoder of 64 units on
-16-dimensional embeddings, a dense bridge, Adam 5e-3 constant, clip 5, batch 32, float32, teacher
-forcing, 2000 iterations, exact match on 256 held-out sequences every 250. With attention the
-encoder is bidirectional (``general`` and ``bahdanau``; ``dot`` needs equal sizes and stays one
+16-dimensional embeddings, a dense bridge, Adam 5e-3 on a cosine schedule to zero, clip 5,
+batch 32, float32, teacher forcing, :data:`RECIPE_ITERS` iterations (3000; dates 8000), exact
+match on 256 held-out sequences every 250. (A constant 5e-3 left reverse at length 30 at 0.77
+exact match over 3 seeds; the decay to zero gives 0.977-0.996 in the same 3000 iterations.)
+With attention the encoder is bidirectional (``general`` and ``bahdanau``; ``dot`` needs equal sizes and stays one
 direction); without attention it is one direction, the model of Sutskever et al. (who also fed
 the source reversed; we do not).
 """
@@ -24,26 +26,33 @@ from ..tasks.seq2seq import SEQ2SEQ_TASKS
 from ..train.config import TrainConfig
 from .runner import check_seeds, default_jobs
 
-__all__ = ["seq2seq_config", "translate", "SETTINGS", "Case", "cases", "case_config",
+__all__ = ["seq2seq_config", "RECIPE_ITERS", "translate", "SETTINGS", "Case", "cases", "case_config",
            "reproduce", "summary_rows", "write_report"]
 
 
+#: Iterations of the recipe per task: dates, whose held-out patterns are learned last, needs more.
+RECIPE_ITERS = {"reverse": 3000, "sort": 3000, "addition": 3000, "dates": 8000}
+
+
 def seq2seq_config(task: str, attention: str = "general", seed: int = 0, *, variant="lstm",
-                   iters: int = 2000, task_args: dict | None = None,
+                   iters: int | None = None, task_args: dict | None = None,
                    bidirectional: bool | None = None, **over) -> TrainConfig:
     """The recipe's config for ``task`` (a name of SEQ2SEQ_TASKS); ``over`` sets any other
-    TrainConfig field. ``dates`` scores the held-out (format, month) patterns."""
+    TrainConfig field; ``iters`` None: :data:`RECIPE_ITERS`. ``dates`` scores the held-out
+    (format, month) patterns."""
     if task not in SEQ2SEQ_TASKS:
         raise ValueError(f"task: expected one of {', '.join(SEQ2SEQ_TASKS)}, got {task!r}")
     if attention not in ATTENTIONS:
         raise ValueError(f"attention: expected one of {', '.join(ATTENTIONS)}, got {attention!r}")
     if bidirectional is None:
         bidirectional = attention in ("general", "bahdanau")
+    if iters is None:
+        iters = RECIPE_ITERS[task]
     base = dict(task=task, task_args=dict(task_args or {}),
                 test_task_args={"split": "test"} if task == "dates" else {},
                 variant=variant, hidden=64, embed=16, attention=attention,
                 bidirectional=bidirectional, seed=seed, iters=iters, batch=32, lr=5e-3,
-                schedule="constant", clip=5.0, forget_bias=1.0, eval_every=min(250, iters),
+                schedule="cosine", clip=5.0, forget_bias=1.0, eval_every=min(250, iters),
                 eval_size=256, checkpoint_every=max(iters // 4, 1), dtype="float32")
     base.update(over)
     return TrainConfig(**base)
@@ -105,14 +114,15 @@ def cases(setting: str = "full") -> list[Case]:
                      (0,), 300)]
     s3, att3 = (0, 1, 2), ("none", "general", "bahdanau")
     rev = {"min_length": 5, "max_length": 30}
+    n = RECIPE_ITERS
     return [
-        Case("reverse", rev, (5, 10, 15, 20, 25, 30), att3, s3, 3000),
+        Case("reverse", rev, (5, 10, 15, 20, 25, 30), att3, s3, n["reverse"]),
         Case("sort", {"min_length": 5, "max_length": 20}, (5, 10, 15, 20), ("none", "general"),
-             s3, 3000),
-        Case("addition", {"digits": 4}, (None,), ("none", "general"), s3, 3000),
-        Case("dates", {}, (None,), att3, s3, 2000),
-        Case("reverse", rev, (10, 30), ("general",), s3, 3000, teacher_forcing=0.5),
-        Case("reverse", rev, (10, 30), ("general",), s3, 3000, teacher_forcing=0.0),
+             s3, n["sort"]),
+        Case("addition", {"digits": 4}, (None,), ("none", "general"), s3, n["addition"]),
+        Case("dates", {}, (None,), att3, s3, n["dates"]),
+        Case("reverse", rev, (10, 30), ("general",), s3, n["reverse"], teacher_forcing=0.5),
+        Case("reverse", rev, (10, 30), ("general",), s3, n["reverse"], teacher_forcing=0.0),
     ]
 
 
@@ -258,7 +268,8 @@ def write_report(out, records, figs, setting, wall_s, jobs) -> str:
               "- `luong` is Luong's `general` score; with attention the encoder is "
               "bidirectional, without it one direction (Sutskever et al. also reversed the "
               "source, which would make `reverse` trivial; we do not).",
-              "- Adam (5e-3 constant, clip 5), not the papers' SGD/Adadelta schedules; float32.",
+              "- Adam (5e-3, cosine decay to zero, clip 5), not the papers' SGD/Adadelta "
+              "schedules; float32.",
               "- Decoding in the table is greedy; `lstmlab translate --beam K` does beam search."]
     text = "\n".join(lines) + "\n"
     atomic_write_bytes(os.path.join(out, "report.md"), [text.encode()])

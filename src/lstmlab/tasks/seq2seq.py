@@ -14,12 +14,13 @@ included, right) and ``token_accuracy`` (target steps right at their position).
 * ``reverse``: ``length`` symbols of ``symbols`` kinds -> the same, reversed;
 * ``sort``: the same, sorted;
 * ``addition``: two numbers of 1 to ``digits`` digits, ``a+b`` -> the digits of a + b;
-* ``dates``: a date between 1950 and 2049 written in one of eight formats (``march 3, 2021``,
-  ``3rd of march 2021``, ``wednesday, 03/03/2021`` ...) -> ``2021-03-03``, character by
-  character. The split holds out whole input patterns: a quarter of the (format, month)
-  combinations never occur in training (``split="train"``) and are all the test set has
-  (``split="test"``), so a test date is written in a format the model has seen, but never with
-  that month.
+* ``dates``: a date between 1950 and 2049 written in one of nine formats (``march 3, 2021``,
+  ``3rd of march 2021``, ``mar 3 2021``, ``3 mar 2021``, ``03/03/2021`` ...) -> ``2021-03-03``,
+  character by character. The split holds out whole input patterns: a quarter of the (format,
+  month) combinations never occur in training (``split="train"``) and are all the test set has
+  (``split="test"``), so a test date is written in a format the model has seen, with a month
+  word it has seen (every full name and every three-letter abbreviation occurs in training,
+  the abbreviations in two formats), but never in that combination.
 """
 from __future__ import annotations
 
@@ -205,7 +206,11 @@ def _ordinal(d: int) -> str:
     return f"{d}{'th' if 11 <= d % 100 <= 13 else {1: 'st', 2: 'nd', 3: 'rd'}.get(d % 10, 'th')}"
 
 
-#: The eight ways a date is written (the source side of ``dates``).
+#: The nine ways a date is written (the source side of ``dates``). The abbreviations have two
+#: formats (3 and 8) whose held-out months differ, so each abbreviation is seen in training:
+#: with one abbreviated format only, its held-out months (``jan``, ``may``, ``sep``) would be
+#: written in a way no training source has (``may`` aside), which no held-out pattern is meant
+#: to ask.
 DATE_FORMATS = (
     lambda d: f"{_MONTHS[d.month - 1]} {d.day}, {d.year}",
     lambda d: f"{d.day} {_MONTHS[d.month - 1]} {d.year}",
@@ -215,6 +220,7 @@ DATE_FORMATS = (
     lambda d: f"{_DAYS[d.weekday()]}, {_MONTHS[d.month - 1]} {_ordinal(d.day)} {d.year}",
     lambda d: f"{d.day}.{d.month}.{d.year % 100:02d}",
     lambda d: f"{_MONTHS[d.month - 1]} {_ordinal(d.day)}, '{d.year % 100:02d}",
+    lambda d: f"{d.day} {_MONTHS[d.month - 1][:3]} {d.year}",
 )
 _SRC_CHARS = " ',./0123456789abcdefghijklmnopqrstuvwxyz"
 _TGT_CHARS = "-0123456789"

@@ -34,7 +34,7 @@ def rng(seed=0):
 def test_registry_names():
     assert set(TASKS) == {"msd-pair", "msd", "gts", "pfg", "adding", "copy", "adding-1997",
                           "multiplication", "temporal-order", "charlm", "reverse", "sort", "addition",
-                          "dates"}
+                          "dates", "jsb"}
     assert TASKS["msd-pair"] is MSDPair and TASKS["pfg"] is PFG
 
 

@@ -354,6 +354,24 @@ def _cmd_reproduce_ablation(args) -> int:
     return 0
 
 
+def _cmd_reproduce_greff(args) -> int:
+    from .experiments import greff2017
+
+    log = (lambda *a, **k: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    records = greff2017.reproduce(args.out, setting="quick" if args.quick else "full",
+                                  trials=args.trials, variants=args.variants, jobs=args.jobs,
+                                  ray=args.ray, figures=not args.no_figures, quiet=args.quiet,
+                                  log=log)
+    per = greff2017.analyse(records)["variants"]
+    for v in sorted(per, key=lambda v: per[v]["best_test_nll"]):
+        d = per[v]
+        p = "" if "p_all" not in d or d["p_all"] != d["p_all"] else f", Welch p = {d['p_all']:.3g} against V"
+        print(f"{v:5s} best test NLL {d['best_test_nll']:.3f}, median {d['median_test_nll']:.3f} "
+              f"({d['done']} of {d['trials']} trials{p})")
+    print(f"report: {args.out}/report.md")
+    return 0
+
+
 def _cmd_reproduce_gradflow(args) -> int:
     from .experiments import gradflow
 
@@ -648,7 +666,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=_cmd_translate)
 
     r = sub.add_parser(
-        "reproduce", help="reproduce a paper's experiments or a classic claim (gers2002, gradient-flow, long-range, ablation, seq2seq)",
+        "reproduce", help="reproduce a paper's experiments or a classic claim (gers2002, gradient-flow, long-range, ablation, seq2seq, greff2017)",
         description="Reproduce an experiment: each writes results.json, report.md (our numbers beside "
                     "the published ones), figures/ and one run folder per training run; finished "
                     "runs in --out are reused and killed ones resumed. 'lstmlab reproduce NAME --help' "
@@ -733,7 +751,7 @@ def build_parser() -> argparse.ArgumentParser:
     sq.add_argument("--quick", action="store_true", help="the quick setting (a smoke run)")
     sq.add_argument("--seeds", type=_seed_list, metavar="SEEDS", help="seeds of every case (default 0-2)")
     sq.add_argument("--iters", type=_positive_int, metavar="N",
-                    help="cap every run at N iterations (default: 3000, dates 2000)")
+                    help="cap every run at N iterations (default: 3000, dates 8000)")
     _output_options(sq, "seq2seq")
     sq.set_defaults(func=_cmd_reproduce_seq2seq)
 
@@ -753,6 +771,29 @@ def build_parser() -> argparse.ArgumentParser:
                     help="cap every run at N iterations (default: adding 4000, msd-pair 3000)")
     _output_options(ab, "ablation")
     ab.set_defaults(func=_cmd_reproduce_ablation)
+
+    gf = rs.add_parser(
+        "greff2017", help="LSTM: A Search Space Odyssey on the Bach chorales: nine LSTM variants "
+                          "and GRU, a random search each, Welch's t-tests, hyperparameter importance",
+        description="Greff et al. (2017) on the Bach chorales of music21's corpus (task jsb; "
+                    "needs pip install 'lstmlab[music]'): for each of V (peephole), NIG, NFG, NOG, "
+                    "NIAF, NOAF, NP (lstm), CIFG, FGR and GRU, --trials draws from the paper's "
+                    "random-search space (hidden 20-200, learning rate 1e-6 to 1e-2, momentum, input "
+                    "noise), each trained with SGD and early stopping on the validation NLL; "
+                    "writes results.json, report.md (best and median test NLL per variant, Welch's "
+                    "t-tests against V, hyperparameter importance, the paper's findings beside "
+                    "ours) and figures/boxes.png, figures/lr.png, all runs in OUT/results.sqlite "
+                    "(resumable). --quick: 20 chorales, 2 trials of 2 epochs.")
+    gf.add_argument("--quick", action="store_true", help="the quick setting (a smoke run)")
+    gf.add_argument("--trials", type=_positive_int, metavar="N",
+                    help="random-search trials per variant (default 20; the paper ran 200)")
+    gf.add_argument("--variants", type=_name_list, metavar="V,...",
+                    help="some of V,NIG,NFG,NOG,NIAF,NOAF,NP,CIFG,FGR,GRU (default all)")
+    gf.add_argument("--ray", metavar="ADDRESS",
+                    help="run the trials on Ray: 'local' starts an instance here, 'auto' joins this "
+                         "machine's cluster, or HOST:PORT (needs pip install 'lstmlab[ray]')")
+    _output_options(gf, "greff2017")
+    gf.set_defaults(func=_cmd_reproduce_greff)
     return p
 
 

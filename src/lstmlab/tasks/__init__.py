@@ -8,7 +8,8 @@ input is ``tokens`` (integer ids) or real values. Timing tasks (:mod:`.timing`):
 gts, pfg; long time lags (:mod:`.longrange`): adding, copy; text (:mod:`.text`): charlm, whose
 ``stream`` flag tells the loop to carry the state from one iteration to the next;
 sequence-to-sequence toys (:mod:`.seq2seq`): reverse, sort, addition, dates, whose ``kind``
-tells the loop to build an encoder-decoder. Build one by name with :func:`make_task`;
+tells the loop to build an encoder-decoder; polyphonic music (:mod:`.chorales`): jsb, the Bach
+chorales of music21's corpus as piano rolls (needs the ``music`` extra). Build one by name with :func:`make_task`;
 :data:`TASKS` maps the names to the classes.
 
 >>> import numpy as np
@@ -22,7 +23,8 @@ tells the loop to build an encoder-decoder. Build one by name with :func:`make_t
 """
 from typing import Any
 
-from . import longrange, seq2seq, text, timing
+from . import chorales, longrange, seq2seq, text, timing
+from .chorales import *  # noqa: F401,F403
 from .longrange import *  # noqa: F401,F403
 from .seq2seq import *  # noqa: F401,F403
 from .text import *  # noqa: F401,F403
@@ -30,7 +32,8 @@ from .timing import *  # noqa: F401,F403  (the public names are timing.__all__)
 from .timing import TASKS as TIMING_TASKS
 
 #: Every task by registry name.
-TASKS = {**TIMING_TASKS, **longrange.LONG_RANGE_TASKS, **text.TEXT_TASKS, **seq2seq.SEQ2SEQ_TASKS}
+TASKS = {**TIMING_TASKS, **longrange.LONG_RANGE_TASKS, **text.TEXT_TASKS, **seq2seq.SEQ2SEQ_TASKS,
+         **chorales.CHORALE_TASKS}
 
 
 def make_task(name: str, **kwargs: Any):
@@ -42,4 +45,4 @@ def make_task(name: str, **kwargs: Any):
     return TASKS[name].create(**kwargs)
 
 
-__all__ = list(timing.__all__) + list(longrange.__all__) + list(text.__all__) + list(seq2seq.__all__)
+__all__ = list(timing.__all__) + list(chorales.__all__) + list(longrange.__all__) + list(text.__all__) + list(seq2seq.__all__)

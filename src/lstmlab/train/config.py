@@ -25,17 +25,18 @@ import numpy as np
 from ..core.init import GATES
 
 __all__ = ["TrainConfig", "TRAIN_STREAM", "TEST_STREAM", "LR_SCHEDULES", "train_rng", "test_rng",
-           "fresh_test_rng", "dropout_rng"]
+           "fresh_test_rng", "dropout_rng", "noise_rng"]
 
 TRAIN_STREAM = 1
 TEST_STREAM = 2
 DROPOUT_STREAM = 3
 FRESH_TEST_STREAM = 4
+NOISE_STREAM = 5
 LR_SCHEDULES = ("constant", "step", "cosine")
 OPTIMIZERS = ("adam", "sgd")
 #: Fields left out of :meth:`TrainConfig.to_dict` while at these defaults (see there).
 OMIT_AT_DEFAULT = {"stop_at": None, "attention": "general", "bidirectional": False,
-                   "bridge": "dense", "teacher_forcing": 1.0}
+                   "bridge": "dense", "teacher_forcing": 1.0, "input_noise": 0.0, "patience": 0}
 
 
 def train_rng(seed: int, it: int) -> np.random.Generator:
@@ -46,6 +47,11 @@ def train_rng(seed: int, it: int) -> np.random.Generator:
 def dropout_rng(seed: int, it: int) -> np.random.Generator:
     """The generator of the dropout masks of training iteration ``it``."""
     return np.random.default_rng([seed, DROPOUT_STREAM, it])
+
+
+def noise_rng(seed: int, it: int) -> np.random.Generator:
+    """The generator of the input noise of training iteration ``it`` (``input_noise``)."""
+    return np.random.default_rng([seed, NOISE_STREAM, it])
 
 
 def test_rng(seed: int) -> np.random.Generator:
@@ -94,6 +100,9 @@ class TrainConfig:
         ``stop_at``: stop at the first evaluation whose headline metric reaches this value
         (at least it when the task maximises the metric, at most it otherwise), as the papers
         stop a run once it solves the task; None trains all ``iters``.
+        ``patience = N > 0``: early stopping; the run stops after N evaluations in a row
+        without a new best headline metric, keeps the best weights in ``best.safetensors`` and
+        reports the best evaluation as ``best_iter`` and ``best_<metric>``.
     """
 
     task: str = "msd-pair"
@@ -132,6 +141,8 @@ class TrainConfig:
     eval_size: int = 512
     checkpoint_every: int = 500
     stop_at: float | None = None
+    patience: int = 0
+    input_noise: float = 0.0
     attention: str = "general"
     bidirectional: bool = False
     bridge: str = "dense"
@@ -155,7 +166,8 @@ class TrainConfig:
 
         for n in ("hidden", "iters", "batch", "eval_size", "layers"):
             pos_int(n)
-        for n in ("seed", "lr_step", "warmup", "eval_every", "checkpoint_every", "embed", "tbptt"):
+        for n in ("seed", "lr_step", "warmup", "eval_every", "checkpoint_every", "embed", "tbptt",
+                  "patience"):
             pos_int(n, 0)
         if self.lr_step < 1:
             raise ValueError(f"lr_step: expected an integer >= 1, got {self.lr_step!r}")
@@ -184,6 +196,9 @@ class TrainConfig:
                                              and not isinstance(self.stop_at, bool)
                                              and math.isfinite(self.stop_at)):
             raise ValueError(f"stop_at: expected a number or None, got {self.stop_at!r}")
+        if not (isinstance(self.input_noise, (int, float)) and not isinstance(self.input_noise, bool)
+                and math.isfinite(self.input_noise) and self.input_noise >= 0):
+            raise ValueError(f"input_noise: expected a standard deviation >= 0, got {self.input_noise!r}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype: expected float32 or float64, got {self.dtype!r}")
         from ..core.seq2seq import ATTENTIONS, BRIDGES
@@ -203,8 +218,10 @@ class TrainConfig:
         from ..tasks import TASKS
         if self.task not in TASKS:
             raise ValueError(f"task: expected one of {', '.join(TASKS)}, got {self.task!r}")
-        self.make_task()                     # the task's own checks (degenerate settings too)
+        task = self.make_task()              # the task's own checks (degenerate settings too)
         self.make_task(test=True)
+        if self.input_noise and (task.tokens or getattr(task, "kind", None) == "seq2seq"):
+            raise ValueError(f"input_noise: only for real-valued inputs; {self.task} reads tokens")
         return self
 
     # -- derived ------------------------------------------------------------------------------

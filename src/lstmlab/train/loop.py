@@ -9,6 +9,7 @@ A run folder holds::
                              for stream tasks the recurrent state carried into the next chunk
     data.json                for tasks that read a file (charlm): vocabulary, splits, hashes
     weights.safetensors      final params with the model config
+    best.safetensors         with ``patience``: the params of the best evaluation so far
     summary.json             final metrics, status, wall time
     snapshots/ITER.safetensors   with ``snapshot_every``: the params at iteration 0 and every
                              N iterations (for lstmlab plot --gif)
@@ -28,24 +29,26 @@ import json
 import math
 import os
 import time
+from dataclasses import replace
 
 import numpy as np
 
 from ..core.io import atomic_write_bytes, atomic_write_json, load_arrays, save_arrays
 from ..core.losses import LOSSES
 from ..core.optim import SGD, Adam, clip_global_norm
-from .config import TrainConfig, dropout_rng, test_rng, train_rng
+from .config import TrainConfig, dropout_rng, noise_rng, test_rng, train_rng
 from .model import Seq2SeqModel, SeqModel
 from .progress import Progress, show_progress
 
 __all__ = ["train", "TrainingDiverged", "evaluate", "load_run", "read_metrics", "build_model", "CHECKPOINT",
-           "WEIGHTS", "SNAPSHOTS"]
+           "WEIGHTS", "BEST", "SNAPSHOTS"]
 
 #: Test metrics that, when NaN or infinite, mean the run has diverged.
 LOSS_METRICS = ("mse", "xent", "nll", "train_loss")
 CHECKPOINT = "checkpoint.safetensors"
 DATA = "data.json"
 WEIGHTS = "weights.safetensors"
+BEST = "best.safetensors"
 SNAPSHOTS = "snapshots"
 
 
@@ -84,6 +87,9 @@ def _train_step(model, loss_fn, opt, cfg, batch, it, state=None):
         loss, dpred = loss_fn(pred, batch.y, batch.mask)
         return loss, _update(model, opt, cfg, loss, dpred, cache), None
     rng = dropout_rng(cfg.seed, it) if cfg.dropout > 0 else None
+    if cfg.input_noise > 0 and not getattr(model, "tokens", False):
+        x = batch.x
+        batch = replace(batch, x=x + cfg.input_noise * noise_rng(cfg.seed, it).standard_normal(x.shape))
     losses, norms = [], []
     for s, e in _chunks(batch.T, cfg.tbptt):
         x, y, mask = batch.x[s:e], batch.y[s:e], batch.mask[s:e]
@@ -164,6 +170,25 @@ def _reached(cfg: TrainConfig, task, record: dict | None) -> bool:
     return v >= cfg.stop_at if task.maximize else v <= cfg.stop_at
 
 
+def _better(task, a, b) -> bool:
+    """Whether headline value ``a`` is better than ``b`` (None: no value yet)."""
+    return b is None or (a > b if task.maximize else a < b)
+
+
+def _best_so_far(task, records) -> tuple[dict | None, int]:
+    """The best record of ``records`` (the first of equals) and the number of evaluations
+    after it (``patience`` counts them)."""
+    best, since = None, 0
+    for r in records:
+        if r.get(task.headline) is None:
+            continue
+        if best is None or _better(task, r[task.headline], best[task.headline]):
+            best, since = r, 0
+        else:
+            since += 1
+    return best, since
+
+
 def read_metrics(path) -> list[dict]:
     """The records of a ``metrics.jsonl`` file ([] when there is none); ValueError (one line)
     for a line that is not JSON."""
@@ -242,7 +267,9 @@ def train(cfg: TrainConfig, out_dir=None, *, resume: bool = False, quiet: bool =
             _truncate_metrics(metrics_path, start if start > 0 else -1)   # iter 0 is logged again
             if start > 0:
                 stopped = _last_record(metrics_path)
-                if stopped and stopped["iter"] == start and _reached(cfg, test_task, stopped):
+                best, since = _best_so_far(test_task, read_metrics(metrics_path))
+                if stopped and stopped["iter"] == start and (
+                        _reached(cfg, test_task, stopped) or (cfg.patience and since >= cfg.patience)):
                     start = cfg.iters                 # it had stopped there: nothing to do
         else:
             if os.path.exists(metrics_path):
@@ -268,13 +295,30 @@ def train(cfg: TrainConfig, out_dir=None, *, resume: bool = False, quiet: bool =
             with open(metrics_path, "a") as f:
                 f.write(json.dumps(record, sort_keys=True) + "\n")
 
+    best, since = (None, 0) if start == 0 else _best_so_far(test_task, read_metrics(metrics_path))
+
+    def patience_out(record) -> bool:
+        """Early stopping: note a new best (and keep its weights); whether patience ran out."""
+        nonlocal best, since
+        if not cfg.patience:
+            return False
+        if _better(test_task, record[key], None if best is None else best[key]):
+            best, since = record, 0
+            if out_dir is not None:
+                save_arrays(os.path.join(out_dir, BEST), model.params, {"iter": record["iter"]})
+        else:
+            since += 1
+        return since >= cfg.patience
+
     t0 = time.perf_counter()
     wall = lambda: wall_before + time.perf_counter() - t0  # noqa: E731
     last_good = start
     if start == 0:
         snapshot(0)
-        log({"iter": 0, "lr": cfg.lr_at(0), "train_loss": None, "grad_norm": None,
-             **evaluate(model, test_task, test_batch), "wall_s": 0.0})
+        first = {"iter": 0, "lr": cfg.lr_at(0), "train_loss": None, "grad_norm": None,
+                 **evaluate(model, test_task, test_batch), "wall_s": 0.0}
+        log(first)
+        patience_out(first)
     loss_sum, gnorm_sum, n_sum = running       # train loss / grad norm since the last evaluation
     last = None
     done = start
@@ -313,9 +357,10 @@ def train(cfg: TrainConfig, out_dir=None, *, resume: bool = False, quiet: bool =
                            force=True)
             else:
                 bar.update(done, f"loss {loss:.2e}")
-            if _reached(cfg, test_task, last):
+            if _reached(cfg, test_task, last) or (last is not None and last["iter"] == done
+                                                  and patience_out(last)):
                 snapshot(done, last=True)                 # the GIF ends on the final weights
-                break                                     # solved: stop as the papers do
+                break                                     # solved, or no better for a while
             if ckpt is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0 \
                     and done < cfg.iters:
                 if all(np.isfinite(p).all() for p in model.params.values()):
@@ -332,6 +377,8 @@ def train(cfg: TrainConfig, out_dir=None, *, resume: bool = False, quiet: bool =
                "iters": cfg.iters, "iters_run": done, "sequences_seen": done * cfg.batch,
                "stopped_early": done < cfg.iters, "wall_s": round(wall(), 3), "headline": key,
                **{k: v for k, v in last.items() if k not in ("iter", "wall_s")}}
+    if cfg.patience and best is not None:
+        summary.update({"best_iter": best["iter"], f"best_{key}": best[key]})
     if out_dir is not None:
         _save_checkpoint(ckpt, model, opt, cfg, done, wall(), state=carried)
         save_arrays(os.path.join(out_dir, WEIGHTS), model.params,
@@ -362,9 +409,10 @@ def _read_json(path, what):
         raise ValueError(f"{path}: {what} cannot be read ({e})") from None
 
 
-def load_run(run_dir) -> dict:
+def load_run(run_dir, best: bool = False) -> dict:
     """What a finished run folder holds: dir, config, metrics (list), summary, task, model (its
-    final weights loaded).
+    final weights loaded; with ``best``, those of the best evaluation, which runs with
+    ``patience`` keep).
 
     Raises ValueError (one line) for a missing folder, config or weights, or a corrupt file: a
     model without its weights would be a silently wrong result.
@@ -384,6 +432,10 @@ def load_run(run_dir) -> dict:
     if not os.path.exists(wp):
         raise ValueError(f"{run_dir}: no {WEIGHTS} (the run has not finished; "
                          f"lstmlab train --resume --out {run_dir} finishes it)")
+    if best:
+        if not cfg.patience:
+            raise ValueError(f"best: {run_dir} was trained without patience, so it keeps no best weights")
+        wp = os.path.join(run_dir, BEST)
     try:
         arrays, _ = load_arrays(wp)
     except (OSError, ValueError) as e:

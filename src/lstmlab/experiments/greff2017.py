@@ -1,0 +1,312 @@
+"""Greff et al. (2017), "LSTM: A Search Space Odyssey", on the Bach chorales: the variant study.
+
+``reproduce()`` (``lstmlab reproduce greff2017``) draws ``trials`` hyperparameter settings per
+variant from the paper's random-search space and trains each, through the sweep store, on the
+chorales (:mod:`lstmlab.tasks.chorales`, the task ``jsb``). Each variant gets its own draws
+(seeded by the variant's position and the trial number), as in the paper. Then:
+
+* per variant the test NLL of the trial with the best validation NLL, and the distribution of
+  the test NLL over trials (box plots, as the paper's Fig. 3);
+* Welch's t-test of each variant against V on the test NLL, over all trials and over the top
+  10% by validation NLL (at least 2 trials), as the paper's Sec. 5.1;
+* hyperparameter importance (:func:`main_effects`): the fraction of the variance of the test
+  NLL that each hyperparameter explains alone, pooled over the LSTM variants;
+* learning rate against test NLL, per variant (a figure).
+
+The search space (as the issue quotes the paper): hidden size log-uniform in [20, 200],
+learning rate log-uniform in [1e-6, 1e-2], momentum 1 - log-uniform in [0.01, 1], input noise
+standard deviation uniform in [0, 1]. One hidden layer, sigmoid outputs (the Bernoulli NLL),
+SGD with momentum on one chorale per update, early stopping on the validation NLL.
+
+Our loss is the mean over a chorale's frames; the paper's gradient is the sum over them, so the
+learning rate a trial uses is the drawn one times the mean number of predicted frames of a
+training chorale (:data:`FRAMES_PER_CHORALE`): the same step per chorale.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+
+import numpy as np
+
+from ..core.io import atomic_write_bytes, atomic_write_json
+from ..sweep.execute import check_out_dir, run_in_store
+from ..sweep.spec import run_id
+from ..train.config import TrainConfig
+from .runner import default_jobs
+
+__all__ = ["VARIANTS", "SPACE", "SETTINGS", "draw", "trial_config", "reproduce", "welch",
+           "main_effects", "write_report"]
+
+#: The paper's names -> lstmlab's cells: V is the peephole LSTM, NP the modern one.
+VARIANTS = {"V": "peephole", "NIG": "nig", "NFG": "nfg", "NOG": "nog", "NIAF": "niaf",
+            "NOAF": "noaf", "NP": "lstm", "CIFG": "cifg", "FGR": "fgr", "GRU": "gru"}
+#: The random-search space: name -> (kind, low, high).
+SPACE = {"hidden": ("log-int", 20, 200), "lr": ("log", 1e-6, 1e-2),
+         "one_minus_momentum": ("log", 0.01, 1.0), "input_noise": ("uniform", 0.0, 1.0)}
+#: Mean predicted frames of a training chorale (music21 10.5's corpus, our split): the factor
+#: between the paper's summed loss and our mean loss.
+FRAMES_PER_CHORALE = 54.4
+SETTINGS = {"quick": {"trials": 2, "epochs": 2, "patience": 2, "limit": 20},
+            "full": {"trials": 20, "epochs": 100, "patience": 5, "limit": None}}
+#: Published JSB test NLLs (nats per frame) the report puts ours beside.
+PUBLISHED = (("tanh RNN", 9.10, "Chung et al. 2014"), ("GRU", 8.54, "Chung et al. 2014"),
+             ("LSTM", 8.67, "Chung et al. 2014"), ("LSTM", 8.45, "Bai et al. 2018"),
+             ("GRU", 8.43, "Bai et al. 2018"), ("RNN", 8.91, "Bai et al. 2018"))
+
+
+def draw(variant_index: int, trial: int) -> dict:
+    """Trial ``trial``'s hyperparameters for the variant at ``variant_index`` of VARIANTS."""
+    rng = np.random.default_rng([2017, variant_index, trial])
+    out = {}
+    for name, (kind, lo, hi) in SPACE.items():
+        u = rng.random()
+        if kind == "uniform":
+            out[name] = lo + u * (hi - lo)
+        else:
+            v = math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
+            out[name] = int(round(v)) if kind == "log-int" else v
+    return out
+
+
+def trial_config(variant: str, hp: dict, epochs: int, patience: int, limit=None) -> TrainConfig:
+    """The run of one trial: ``variant`` a key of VARIANTS, ``hp`` from :func:`draw`. An epoch
+    is as many updates (one chorale each, drawn with replacement) as there are training
+    chorales; the validation NLL is measured after each."""
+    from ..tasks.chorales import load_chorales
+    n_train = len(load_chorales(limit).split("train"))
+    args = {} if limit is None else {"limit": limit}
+    return TrainConfig(task="jsb", task_args=args, test_task_args={"split": "valid"},
+                       variant=VARIANTS[variant], hidden=int(hp["hidden"]), seed=0,
+                       iters=epochs * n_train, batch=1, optimizer="sgd",
+                       lr=float(hp["lr"]) * FRAMES_PER_CHORALE,
+                       momentum=1.0 - float(hp["one_minus_momentum"]), schedule="constant",
+                       clip=0.0, input_noise=float(hp["input_noise"]), eval_every=n_train,
+                       eval_size=1, checkpoint_every=n_train, patience=patience,
+                       dtype="float32")
+
+
+def test_metrics(run_dir) -> dict:
+    """The test NLL and frame accuracy of a finished trial's best (validation) weights."""
+    from ..train.loop import evaluate, load_run
+    run = load_run(run_dir, best=True)
+    cfg = run["config"]
+    test = cfg.make_task(test=True).__class__(split="test", limit=cfg.task_args.get("limit"))
+    return evaluate(run["model"], test, test.sample(1))
+
+
+def reproduce(out: str, setting: str = "full", trials: int | None = None,
+              variants=None, jobs: int | None = None, ray: str | None = None,
+              figures: bool = True, quiet: bool = False, log=print) -> list[dict]:
+    """Train every trial into ``out`` through the sweep store (finished trials are reused) and
+    write results.json (one record per trial), report.md and the figures; returns the records."""
+    if setting not in SETTINGS:
+        raise ValueError(f"setting: expected one of {', '.join(SETTINGS)}, got {setting!r}")
+    st = dict(SETTINGS[setting])
+    if trials is not None:
+        if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+            raise ValueError(f"trials: expected an integer >= 1, got {trials!r}")
+        st["trials"] = trials
+    names = list(VARIANTS) if variants is None else list(variants)
+    bad = [v for v in names if v not in VARIANTS]
+    if bad or not names:
+        raise ValueError(f"variants: expected some of {', '.join(VARIANTS)}, got {bad or names}")
+    jobs = default_jobs() if jobs is None else jobs
+    check_out_dir(out)
+    from ..tasks.chorales import load_chorales
+    load_chorales(st["limit"], progress=not quiet)   # parse (or read the cache) once, here
+    t0 = time.perf_counter()
+    plan = []
+    for v in names:
+        for k in range(st["trials"]):
+            hp = draw(list(VARIANTS).index(v), k)
+            plan.append((v, k, hp, trial_config(v, hp, st["epochs"], st["patience"], st["limit"])))
+    runs = list({run_id(c.to_dict()): c.to_dict() for *_, c in plan}.items())
+    log(f"greff2017 ({setting}): {len(names)} variants x {st['trials']} trials = {len(runs)} runs"
+        f" on {'Ray ' + ray if ray else f'{jobs} process(es)'}")
+    rows = {r["id"]: r for r in run_in_store("greff2017", runs, db=os.path.join(out, "results.sqlite"),
+                                             out=os.path.join(out, "runs"), jobs=jobs, ray=ray,
+                                             quiet=quiet, log=log)}
+    records = []
+    for v, k, hp, c in plan:
+        row = rows[run_id(c.to_dict())]
+        rec = {"variant": v, "cell": VARIANTS[v], "trial": k, **hp, "status": row["status"],
+               "epochs": c.iters // c.eval_every, "run": row["id"]}
+        if row["status"] == "done":
+            m = row["metrics"]
+            test = test_metrics(row["run_dir"])
+            rec.update(valid_nll=m["best_nll"], best_epoch=m["best_iter"] // c.eval_every,
+                       test_nll=test["nll"], test_frame_accuracy=test["frame_accuracy"],
+                       wall_s=row["wall_s"])
+        else:
+            rec["error"] = row.get("error")
+        records.append(rec)
+    analysis = analyse(records)
+    atomic_write_json(os.path.join(out, "results.json"),
+                      {"setting": setting, **st, "runs": records, "analysis": analysis},
+                      sort_keys=False)
+    figs = {}
+    if figures:
+        from ..viz import have_matplotlib
+        if have_matplotlib():
+            from ..viz.greff import plot_boxes, plot_lr
+            figs["test NLL per variant"] = plot_boxes(records, os.path.join(out, "figures", "boxes.png"))
+            figs["learning rate against test NLL"] = plot_lr(records, os.path.join(out, "figures", "lr.png"))
+    write_report(out, records, analysis, figs, setting, st, time.perf_counter() - t0,
+                 ray or f"{jobs} process(es)")
+    log(f"greff2017: wrote {os.path.join(out, 'results.json')} and {os.path.join(out, 'report.md')}"
+        f" ({time.perf_counter() - t0:.0f} s)")
+    return records
+
+
+# --------------------------------------------------------------------------------------------
+# Analysis
+# --------------------------------------------------------------------------------------------
+
+def welch(a, b) -> tuple[float, float]:
+    """Welch's t and two-sided p of samples ``a`` against ``b`` (scipy); NaN with < 2 each."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 2 or len(b) < 2:
+        return float("nan"), float("nan")
+    from scipy.stats import ttest_ind
+    t, p = ttest_ind(a, b, equal_var=False)
+    return float(t), float(p)
+
+
+def main_effects(X: dict, y, bins: int = 5) -> dict:
+    """The fraction of Var(y) each input explains alone, ``Var(E[y | x_i]) / Var(y)``: for
+    inputs drawn independently (a random search), fANOVA's main-effect fractions (Hutter et
+    al. 2014). Estimated from the samples by the correlation ratio over ``bins`` equal-count
+    bins of each input (log scale for the log-distributed ones), with the small-sample bias
+    removed (``(SS_between - (k - 1) s^2_within) / SS_total``, clipped at 0).
+
+    ``X``: name -> (n,) values; ``y`` (n,). Returns name -> fraction; ``"interactions"`` is
+    what the main effects leave (interactions and noise)."""
+    y = np.asarray(y, float)
+    n = len(y)
+    ss_tot = float(((y - y.mean()) ** 2).sum())
+    out = {}
+    for name, x in X.items():
+        x = np.asarray(x, float)
+        k = max(1, min(bins, n // 2))
+        edges = np.quantile(x, np.linspace(0, 1, k + 1)[1:-1])
+        idx = np.searchsorted(edges, x, side="right")                        # (n,) bin of each
+        ss_b = ss_w = 0.0
+        for j in range(k):
+            yj = y[idx == j]
+            if len(yj):
+                ss_b += len(yj) * (yj.mean() - y.mean()) ** 2
+                ss_w += ((yj - yj.mean()) ** 2).sum()
+        s2w = ss_w / max(n - k, 1)
+        out[name] = 0.0 if ss_tot == 0 else max(0.0, (ss_b - (k - 1) * s2w) / ss_tot)
+    out["interactions"] = max(0.0, 1.0 - sum(out.values()))
+    return out
+
+
+def analyse(records) -> dict:
+    done = [r for r in records if r.get("test_nll") is not None and np.isfinite(r["test_nll"])]
+    per = {}
+    for v in VARIANTS:
+        rs = sorted((r for r in done if r["variant"] == v), key=lambda r: r["valid_nll"])
+        if not rs:
+            continue
+        top = rs[:max(2, int(math.ceil(0.1 * len(rs))))]
+        per[v] = {"trials": len([r for r in records if r["variant"] == v]), "done": len(rs),
+                  "best_test_nll": rs[0]["test_nll"], "best_valid_nll": rs[0]["valid_nll"],
+                  "best_trial": rs[0]["trial"], "median_test_nll": float(np.median([r["test_nll"] for r in rs])),
+                  "all": [r["test_nll"] for r in rs], "top": [r["test_nll"] for r in top]}
+    for v, d in per.items():
+        if v != "V" and "V" in per:
+            d["t_all"], d["p_all"] = welch(d["all"], per["V"]["all"])
+            d["t_top"], d["p_top"] = welch(d["top"], per["V"]["top"])
+    lstm = [r for r in done if r["variant"] != "GRU"]
+    imp = {}
+    if len(lstm) >= 4:
+        X = {"learning rate": np.log10([r["lr"] for r in lstm]),
+             "hidden size": np.log10([r["hidden"] for r in lstm]),
+             "momentum": np.log10([r["one_minus_momentum"] for r in lstm]),
+             "input noise": [r["input_noise"] for r in lstm]}
+        imp = main_effects(X, [r["test_nll"] for r in lstm])
+    return {"variants": per, "importance": imp, "importance_trials": len(lstm)}
+
+
+def write_report(out, records, analysis, figs, setting, st, wall_s, where) -> str:
+    per, imp = analysis["variants"], analysis["importance"]
+    order = sorted(per, key=lambda v: per[v]["best_test_nll"])
+    lines = [f"# Greff et al. (2017) on the Bach chorales ({setting} setting)", "",
+             f"`lstmlab reproduce greff2017{' --quick' if setting == 'quick' else ''}"
+             f"{'' if st['trials'] == SETTINGS[setting]['trials'] else ' --trials ' + str(st['trials'])}`: "
+             f"{len(records)} trials ({st['trials']} per variant, at most {st['epochs']} epochs, "
+             f"early stopping after {st['patience']} epochs without a better validation NLL), "
+             f"{wall_s:.0f} s on {where} (finished trials in the store are reused). "
+             "Test NLL in nats per frame, of each trial's best validation weights.", "",
+             "| variant | cell | trials done | best trial's test NLL | its validation NLL | "
+             "median test NLL | Welch p vs V (all) | Welch p vs V (top 10%) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for v in order:
+        d = per[v]
+        p = lambda key: "" if v == "V" or not np.isfinite(d.get(key, float("nan"))) else \
+            f"{d[key]:.3g} ({'worse' if d['t' + key[1:]] > 0 else 'better'})"  # noqa: E731
+        lines.append(f"| {v} | `{VARIANTS[v]}` | {d['done']} of {d['trials']} | "
+                     f"{d['best_test_nll']:.3f} | {d['best_valid_nll']:.3f} | "
+                     f"{d['median_test_nll']:.3f} | {p('p_all')} | {p('p_top')} |")
+    lines += ["", "Published JSB test NLLs: " + "; ".join(f"{n} {x:.2f} ({src})" for n, x, src in PUBLISHED)
+              + ". Greff et al. report their JSB results as figures, not a table.", ""]
+    if imp:
+        lines += ["## Hyperparameter importance", "",
+                  f"Fraction of the variance of the test NLL over {analysis['importance_trials']} "
+                  "LSTM-variant trials that each hyperparameter explains alone "
+                  "(`main_effects`: fANOVA's main effects for independent draws, estimated by "
+                  "binning):", ""]
+        lines += [f"- {k}: {x:.2f}" for k, x in sorted(imp.items(), key=lambda kv: -kv[1])]
+        lines.append("")
+    lines += ["## Beside the paper", ""] + _beside(per, imp)
+    for name, path in figs.items():
+        lines += ["", f"![{name}]({os.path.relpath(path, out)})"]
+    lines += ["", "## Deviations", "",
+              "- Data: the 371 chorales of music21's corpus, split by position (223/74/74), not "
+              "the 382 of the JSB set (229/76/77) from another edition; one frame per quarter "
+              "note, transposed to C major / C minor by music21's key analysis. Numbers compare "
+              "with the published ones only roughly.",
+              "- Learning rate: the paper's range times the mean frames per training chorale "
+              f"({FRAMES_PER_CHORALE:g}), since our loss is the mean over frames and theirs the "
+              "sum; one chorale per update; no gradient clipping.",
+              f"- Budget: {st['trials']} trials per variant and at most {st['epochs']} epochs, "
+              "against the paper's 200 trials (`--trials 200 --ray ADDRESS` runs theirs on a "
+              "cluster). The t-tests on so few trials have little power: a missing significant "
+              "difference is not evidence of none.",
+              "- Importance: one-at-a-time variance fractions by binning, not the random-forest "
+              "fANOVA of Hutter et al. that the paper used."]
+    text = "\n".join(lines) + "\n"
+    atomic_write_bytes(os.path.join(out, "report.md"), [text.encode()])
+    return text
+
+
+def _beside(per, imp) -> list[str]:
+    out = []
+
+    def sig(v, key="p_all"):
+        d = per.get(v)
+        if not d or key not in d or not np.isfinite(d[key]):
+            return None
+        return d[key] < 0.05, d["t" + key[1:]] > 0
+
+    for v, paper in (("NFG", "significantly worse"), ("NOAF", "significantly worse"),
+                     ("CIFG", "no significant difference"), ("NP", "no significant difference")):
+        s = sig(v)
+        if s is None:
+            out.append(f"- {v}: the paper finds {paper}; not tested here (too few trials).")
+            continue
+        ours = ("significantly worse" if s[1] else "significantly better") if s[0] else \
+            "no significant difference"
+        agree = (ours == paper)
+        out.append(f"- {v}: the paper finds {paper}; we find {ours} (p = {per[v]['p_all']:.3g}, "
+                   f"{per[v]['done']} against {per['V']['done']} trials): "
+                   f"{'agrees' if agree else 'does NOT agree'}.")
+    if imp:
+        top = max((k for k in imp if k != "interactions"), key=lambda k: imp[k])
+        out.append(f"- The paper finds the learning rate by far the most important "
+                   f"hyperparameter; here the largest main effect is the {top} ({imp[top]:.2f})"
+                   f"{': agrees' if top == 'learning rate' else ': does NOT agree'}.")
+    return out

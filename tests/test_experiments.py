@@ -2,7 +2,7 @@
 import json
 
 import numpy as np
-
+import pytest
 
 from lstmlab.cli import main
 from lstmlab.experiments import gers2002
@@ -21,11 +21,15 @@ def test_recipes_share_scale_and_differ_only_by_variant():
     assert (n.lr, n.schedule, n.lr_step, n.clip, n.forget_bias) == (5e-3, "step", 1500, 1.0, 1.0)
 
 
-def test_paper_task_configs_use_the_papers_cell():
+def test_paper_task_configs_use_the_papers_cell_and_streams():
     for task in ("msd", "gts", "pfg"):
         c = gers2002.paper_task_config(task, "peephole", 0, iters=4)
-        assert c.hidden == 1 and c.identity_squash and c.gate_bias == {"i": 0.0, "f": -2.0, "o": 2.0}
-        assert c.test_task_args["required"] == 1000
+        assert c.hidden == 1 and c.identity_squash and c.init_range == 0.1 and c.batch == 1
+        assert c.gate_bias == {"i": 0.0, "f": 2.0, "o": 2.0}         # ours: the paper's f is -2
+        assert c.first_error and c.stop_at == 1.0 and c.test_task_args["required"] == 1000
+    assert gers2002.paper_task_config("pfg-cos-25", "lstm", 1).task_args["F"] == 25
+    with pytest.raises(ValueError, match="task"):
+        gers2002.paper_task_config("pfg-sin-10", "lstm", 1)
 
 
 def test_reproduce_tiny_writes_results_report_and_figures(tmp_path):

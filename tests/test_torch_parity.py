@@ -99,8 +99,11 @@ def test_from_torch_refuses_wrong_class():
 
 # --- Every Greff variant against autograd on an independent torch transcription of the equations ---
 
-def _torch_generalised_lstm(spec, p, x, h0, c0):
-    """The generalised cell of lstmlab.core.spec written plainly in torch (autograd computes grads)."""
+def _torch_generalised_lstm(spec, p, x, h0, c0, peephole_error=True):
+    """The generalised cell of lstmlab.core.spec written plainly in torch (autograd computes grads);
+    ``peephole_error=False``: the gates read a detached copy of the cell state through the
+    peepholes (the truncated gradient of Gers et al. 2002)."""
+    peek = (lambda c: c) if peephole_error else (lambda c: c.detach())
     Hn = h0.shape[1]
     h, c = h0, c0
     q = torch.zeros(h0.shape[0], 3 * Hn)
@@ -112,8 +115,8 @@ def _torch_generalised_lstm(spec, p, x, h0, c0):
             r_i, r_f, r_o = (q @ p["weight_gg"].T).split(Hn, dim=1)
             a_i, a_f, a_o = a_i + r_i, a_f + r_f, a_o + r_o
         if spec.peephole:
-            a_i = a_i + p["weight_ci"] * c
-            a_f = a_f + p["weight_cf"] * c
+            a_i = a_i + p["weight_ci"] * peek(c)
+            a_f = a_f + p["weight_cf"] * peek(c)
         one = torch.ones_like(c)
         i = torch.sigmoid(a_i) if spec.input_gate else one
         f = (1 - i) if spec.coupled else (torch.sigmoid(a_f) if spec.forget_gate else one)
@@ -122,7 +125,7 @@ def _torch_generalised_lstm(spec, p, x, h0, c0):
         if spec.cell_clip is not None:
             c = torch.clamp(c, -spec.cell_clip, spec.cell_clip)
         if spec.peephole:
-            a_o = a_o + p["weight_co"] * c
+            a_o = a_o + p["weight_co"] * peek(c)
         o = torch.sigmoid(a_o) if spec.output_gate else one
         h = o * (torch.tanh(c) if spec.output_activation else c)
         q = torch.cat([i, f, o], dim=1)
@@ -154,6 +157,37 @@ def test_every_variant_matches_torch_autograd(variant, rng):
         assert _max_diff(v, np.zeros_like(v) if tg is None else tg) < TOL, k   # None: unused weight
     if variant == "clip":
         assert np.abs(cache.internals()["c"]).max() == pytest.approx(0.8)   # the clip was active
+
+
+@pytest.mark.parametrize("backend", ["reference", "auto"])
+def test_peephole_error_cut_matches_detached_torch(backend, rng):
+    """backward(peephole_error=False) is autograd through gates that read a detached c: equal
+    to that to 1e-10, and different from the full gradient (the cut removes something)."""
+    spec = ll.CellSpec(peephole=True, input_activation=False, output_activation=False)
+    m = randomize(ll.LSTM(D, H, variant=spec, seed=1, backend=backend), rng)
+    x = rng.normal(size=(T, B, D))
+    h0, c0 = rng.normal(size=(1, B, H)), rng.normal(size=(1, B, H))
+    Ry, Rh, Rc = rng.normal(size=(T, B, H)), rng.normal(size=(B, H)), rng.normal(size=(B, H))
+    _, _, cache = m.forward(x, (h0, c0))
+    dx, (dh0, dc0), grads = m.backward(Ry, cache, (Rh[None], Rc[None]), peephole_error=False)
+    full = m.backward(Ry, cache, (Rh[None], Rc[None]))[2]
+
+    tp = {k[:-3]: torch.tensor(v, requires_grad=True) for k, v in m.params.items()}
+    tx, th0, tc0 = (torch.tensor(a, requires_grad=True) for a in (x, h0[0], c0[0]))
+    ty, thn, tcn = _torch_generalised_lstm(spec, tp, tx, th0, tc0, peephole_error=False)
+    ((ty * torch.tensor(Ry)).sum() + (thn * torch.tensor(Rh)).sum() + (tcn * torch.tensor(Rc)).sum()).backward()
+    assert _max_diff(dx, tx.grad) < TOL
+    assert _max_diff(dh0[0], th0.grad) < TOL and _max_diff(dc0[0], tc0.grad) < TOL
+    for k, v in grads.items():
+        assert _max_diff(v, tp[k[:-3]].grad) < TOL, k
+    assert _max_diff(grads["weight_hh_l0"], full["weight_hh_l0"]) > 1e-3
+
+
+def test_peephole_error_only_for_lstm_cells(rng):
+    m = ll.GRU(2, 3, seed=0)
+    _, _, cache = m.forward(rng.normal(size=(4, 2, 2)))
+    with pytest.raises(ValueError, match="peephole_error"):
+        m.backward(np.ones((4, 2, 3)), cache, peephole_error=False)
 
 
 def test_adam_and_sgd_match_torch(rng):

@@ -293,7 +293,9 @@ def _cmd_reproduce(args) -> int:
         args.out, seeds=args.seeds, iters=args.iters, jobs=args.jobs, recipe=args.recipe,
         sweep_T=args.sweep_T, T_values=args.T_values, sweep_seeds=args.sweep_seeds,
         sweep_iters=args.sweep_iters, paper_tasks=args.paper_tasks, paper_seeds=args.paper_seeds,
-        paper_iters=args.paper_iters, figures=not args.no_figures, quiet=args.quiet, log=log)
+        paper_iters=args.paper_iters, paper_configs=args.paper_configs,
+        paper_variants=args.paper_variants, paper_grad=args.paper_grad,
+        figures=not args.no_figures, quiet=args.quiet, log=log)
     main = [r for r in records if r["experiment"] == "main"]
     for v in gers2002.VARIANTS:
         sr = [r["solve_rate"] for r in main if r["variant"] == v]
@@ -302,6 +304,11 @@ def _cmd_reproduce(args) -> int:
             import numpy as np
             print(f"{v:9s} solve rate {np.mean(sr):.3f} ± {np.std(sr, ddof=1) if len(sr) > 1 else 0:.3f} "
                   f"(min {min(sr):.3f}), test MSE {np.mean(ms):.2e} over {len(sr)} seeds")
+    paper = [r for r in records if r["experiment"] == "paper-tasks"]
+    for name in dict.fromkeys(r["config"] for r in paper):
+        counts = ", ".join(f"{v} {sum(r['solved'] for r in rs)}/{len(rs)}" for v in args.paper_variants
+                           if (rs := [r for r in paper if r["config"] == name and r["variant"] == v]))
+        print(f"{name:12s} solved (1000 correct in test): {counts}")
     print(f"report: {args.out}/report.md")
     return 0
 
@@ -689,12 +696,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="T values of the sweep (default 150,300,600,1000)")
     r.add_argument("--sweep-seeds", type=_seed_list, metavar="SEEDS", help="seeds of the sweep (default: --seeds)")
     r.add_argument("--sweep-iters", type=_positive_int, metavar="N", help="iterations of sweep runs (default: --iters)")
+    from .experiments.gers2002_paper import DEFAULT_CONFIGS, PAPER_CONFIGS, PAPER_VARIANTS
     r.add_argument("--paper-tasks", action="store_true",
-                   help="also run the paper's msd, gts, pfg with its one-cell network (not by default)")
-    r.add_argument("--paper-seeds", type=_seed_list, default=[0, 1, 2], metavar="SEEDS",
-                   help="seeds of the paper-task runs (default 0-2)")
-    r.add_argument("--paper-iters", type=_positive_int, default=1500, metavar="N",
-                   help="iterations of the paper-task runs (default 1500)")
+                   help="also run the paper's own tasks with its one-cell network, trained on "
+                        "streams that end at the first error (not by default)")
+    r.add_argument("--paper-configs", type=_name_list, default=list(DEFAULT_CONFIGS), metavar="LIST",
+                   help=f"which paper tasks (default {','.join(DEFAULT_CONFIGS)}; "
+                        f"all: {','.join(PAPER_CONFIGS)})")
+    r.add_argument("--paper-variants", type=_name_list, default=list(PAPER_VARIANTS), metavar="LIST",
+                   help=f"cells of the paper-task runs (default {','.join(PAPER_VARIANTS)})")
+    r.add_argument("--paper-seeds", type=_seed_list, default=list(range(10)), metavar="SEEDS",
+                   help="trials (seeds) of each paper task and cell (default 0-9)")
+    r.add_argument("--paper-iters", type=_positive_int, metavar="N",
+                   help="training streams per paper-task run (default: each task's budget, "
+                        "10000 or 20000); a run stops once solved")
+    r.add_argument("--paper-grad", choices=["full", "cut"], default="full",
+                   help="full BPTT (default), or cut: no error through the peepholes (the paper's)")
     _output_options(r, "gers2002")
     r.set_defaults(func=_cmd_reproduce)
 

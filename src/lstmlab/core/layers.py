@@ -289,7 +289,7 @@ class _Recurrent:
 
     # -- backward ------------------------------------------------------------------------------
     def backward(self, dy, cache: SequenceCache, dstate=None, *, input_grad: bool = True,
-                 return_internals: bool = False):
+                 return_internals: bool = False, peephole_error: bool = True):
         """Backpropagation through time.
 
         Parameters
@@ -301,6 +301,11 @@ class _Recurrent:
             does not require grad: the first layer of a model never needs the gradient of its
             data, and ``dx = dxp W_ih`` is one of the largest products of the backward pass.
         return_internals : also return the per-step state gradients (see below).
+        peephole_error : False gives the truncated gradient of Gers et al. (2002): no error flows
+            back through the peephole connections, i.e. the terms ``dz_o,t w_co`` of dL/dc_t and
+            ``dz_i,t w_ci + dz_f,t w_cf`` of dL/dc_{t-1} are dropped, as if the gates read a
+            constant copy of the cell state; the peephole weights still get ``sum dz c``. Not the
+            gradient of the loss (a gradient check fails by design). Only for LSTM cells.
 
         Returns
         -------
@@ -315,6 +320,8 @@ class _Recurrent:
         """
         if not isinstance(cache, SequenceCache):
             raise ValueError("cache: expected the SequenceCache returned by forward()")
+        if not peephole_error and self.kind != "lstm":
+            raise ValueError(f"peephole_error: only LSTM cells have peepholes, not {self.kind}")
         T, B, H = cache.T, cache.B, self.hidden_size
         dy = check_array("dy", dy, (T, B, self.num_directions * H), self.dtype)
         dfinal = self._unpack_state(dstate, B, "dstate")
@@ -334,7 +341,8 @@ class _Recurrent:
                     dy_d = reverse_within_lengths(dy_d, cache.lengths)
                 dx_d, d0, sg = self._loop_backward(loops, k, d, cache.dirs[k][d], cache.mask,
                                                    dy_d, [s[j] for s in dfinal], grads,
-                                                   input_grad or k > 0, return_internals)
+                                                   input_grad or k > 0, return_internals,
+                                                   peephole_error)
                 if sg is not None:
                     step_grads[k][d] = sg if d == 0 else \
                         {n: reverse_within_lengths(v, cache.lengths) for n, v in sg.items()}
@@ -350,11 +358,15 @@ class _Recurrent:
         return (*result, step_grads) if return_internals else result
 
     def _loop_backward(self, loops, k, d, dc: _DirectionCache, mask, dY, dfinal, grads,
-                       input_grad, step_grads=False):
+                       input_grad, step_grads=False, peephole_error=True):
         """BPTT of layer k, direction d; puts the gradients of that direction's parameters into
         ``grads`` (fresh arrays, each parameter once) and returns dx (or None), dstate0 and the
         per-step state gradients (None unless ``step_grads``)."""
         p = self._direction_params(k, d)
+        if not peephole_error and "peep" in p:
+            # the backward loops use the peephole weights only to carry error back into c
+            # (the gates are stored from the forward), so zeros there cut exactly that flow
+            p["peep"] = np.zeros_like(p["peep"])
         g = {}
         if self.kind == "lstm":
             Hs, Cs, G = dc.loop

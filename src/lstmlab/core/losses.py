@@ -33,7 +33,7 @@ def mse_loss(pred, target, mask=None):
     else:
         m = _mask_weights(mask, pred.shape[:2], pred.dtype)[:, :, None]           # (T, B, 1)
         n = m.sum() * pred.shape[2]
-        diff = (pred - target) * m
+        diff = np.where(m > 0, pred - target, 0.0) * m      # a masked-out inf or NaN adds 0
     return float((diff * diff).sum() / n), (2.0 / n) * diff
 
 

@@ -48,6 +48,7 @@ __all__ = [
     "make_task",
     "pfg_waveform",
     "consecutive_correct",
+    "training_prefix",
 ]
 
 PFG_WAVEFORMS = ("cos", "tri", "rect")
@@ -252,6 +253,26 @@ def _event_scores(bad: np.ndarray, segment: np.ndarray, counts: np.ndarray
     return correct, valid
 
 
+def training_prefix(bad: np.ndarray, last_step: np.ndarray) -> np.ndarray:
+    """The paper's training stream (Gers et al. 2002): each stream ends at its first wrong
+    output, or at ``last_step`` (the end of its ``required``-th event) if that comes first.
+
+    Parameters
+    ----------
+    bad : (T, B) bool, the steps whose output is wrong.
+    last_step : (B,) int, the last step a correct stream trains on.
+
+    Returns
+    -------
+    (T, B) bool: True at the steps ``0 .. min(first wrong step, last_step)`` of each stream,
+    the correct prefix plus the step that failed.
+    """
+    T, B = bad.shape
+    t = np.arange(T)[:, None]                                                # (T, 1)
+    first_bad = np.where(bad, t, T).min(axis=0, initial=T)                   # (B,)
+    return t <= np.minimum(first_bad, np.asarray(last_step))[None, :]        # (T, B)
+
+
 def _masked_mse(err: np.ndarray, mask: np.ndarray) -> float:
     """Mean of ``err**2`` over the steps where ``mask`` is True; ``err`` is (T, B)."""
     return float(np.mean(err[mask] ** 2)) if mask.any() else float("nan")
@@ -288,6 +309,18 @@ def _spike_segments(times: np.ndarray, counts: np.ndarray, T: int) -> np.ndarray
     b_idx, n_idx = np.nonzero(np.arange(times.shape[1])[None, :] < counts[:, None])
     ind[times[b_idx, n_idx], b_idx] = 1
     return np.cumsum(ind, axis=0) - ind                                      # spikes before t
+
+
+def _spike_prefix(task: "MSD | GTS", pred: Any, batch: Batch) -> np.ndarray:
+    """:func:`training_prefix` of spike streams: wrong steps are those whose masked output is
+    off by ``tolerance`` or more; a stream ends at its ``required``-th spike."""
+    p = _check_pred(pred, batch)[:, :, 0]                                    # (T, B)
+    _require_info(batch, ("spike_times", "n_spikes"), type(task).__name__)
+    bad = ~(np.abs(p - batch.y[:, :, 0]) < task.tolerance) & batch.mask       # (T, B)
+    times = np.asarray(batch.info["spike_times"])                            # (B, S)
+    k = min(task.required, times.shape[1]) - 1
+    last = np.where(times[:, k] >= 0, times[:, k], batch.T - 1)              # (B,)
+    return training_prefix(bad, last)
 
 
 def _spike_metrics(task: "MSD | GTS", pred: Any, batch: Batch, required: int | None,
@@ -551,6 +584,11 @@ class MSD(_Task):
         info = {"spike_times": times, "spike_delays": dl, "n_spikes": counts}
         return Batch(x=x, y=y, mask=mask, info=info)
 
+    def training_prefix(self, pred: Any, batch: Batch) -> np.ndarray:
+        """(T, B) bool: the steps the paper trains on (:func:`training_prefix`): up to the first
+        wrong spike step, at most to the ``required``-th spike."""
+        return _spike_prefix(self, pred, batch)
+
     def evaluate(self, pred: Any, batch: Batch, required: int | None = None,
                  tolerance: float | None = None) -> dict[str, float]:
         """Score predictions with the paper's criterion.
@@ -650,6 +688,11 @@ class GTS(_Task):
         mask = np.ones((T, B), dtype=bool)                                     # (T, B)
         info = {"spike_times": times, "spike_delays": dl, "cue_times": cues, "n_spikes": counts}
         return Batch(x=x, y=y, mask=mask, info=info)
+
+    def training_prefix(self, pred: Any, batch: Batch) -> np.ndarray:
+        """(T, B) bool: the steps the paper trains on (:func:`training_prefix`): up to the first
+        wrong spike step, at most to the ``required``-th spike."""
+        return _spike_prefix(self, pred, batch)
 
     def evaluate(self, pred: Any, batch: Batch, required: int | None = None,
                  tolerance: float | None = None) -> dict[str, float]:
@@ -794,6 +837,14 @@ class PFG(_Task):
             x[1:] = y[:-1]
         mask = np.ones((self.T, B), dtype=bool)                                # (T, B)
         return Batch(x=x, y=y, mask=mask, info={"period_index": t // self.F})
+
+    def training_prefix(self, pred: Any, batch: Batch) -> np.ndarray:
+        """(T, B) bool: the steps the paper trains on (:func:`training_prefix`): up to the first
+        step off by ``tolerance`` or more, at most to the end of the ``required``-th period."""
+        p = _check_pred(pred, batch)[:, :, 0]                                  # (T, B)
+        bad = ~(np.abs(p - batch.y[:, :, 0]) < self.tolerance) & batch.mask    # (T, B)
+        last = min(self.required * self.F, batch.T) - 1
+        return training_prefix(bad, np.full(batch.batch_size, last))
 
     def evaluate(self, pred: Any, batch: Batch, required: int | None = None,
                  tolerance: float | None = None) -> dict[str, float]:

@@ -36,7 +36,10 @@ LR_SCHEDULES = ("constant", "step", "cosine")
 OPTIMIZERS = ("adam", "sgd")
 #: Fields left out of :meth:`TrainConfig.to_dict` while at these defaults (see there).
 OMIT_AT_DEFAULT = {"stop_at": None, "attention": "general", "bidirectional": False,
-                   "bridge": "dense", "teacher_forcing": 1.0, "input_noise": 0.0, "patience": 0}
+                   "bridge": "dense", "teacher_forcing": 1.0, "input_noise": 0.0, "patience": 0,
+                   "first_error": False, "peephole_grad": "full", "readout": "linear"}
+PEEPHOLE_GRADS = ("full", "cut")
+READOUTS = ("linear", "sigmoid")
 
 
 def train_rng(seed: int, it: int) -> np.random.Generator:
@@ -84,7 +87,8 @@ class TrainConfig:
         ``zero_bias`` starts every LSTM bias at 0 but the forget gate's (a quiet cell until
         input arrives); ``identity_squash`` replaces the cell input and output tanh by the identity (the
         paper's cell); ``gate_bias`` sets the summed bias of gate blocks (keys among
-        ``i f g o``) after initialisation; ``readout_bias`` sets the readout's bias; ``input_scale`` is a fixed gain on the input
+        ``i f g o``) after initialisation; ``readout_bias`` sets the readout's bias; ``readout``: ``linear``, or ``sigmoid``
+        (the paper's output unit, for tasks with the squared-error loss); ``input_scale`` is a fixed gain on the input
         (part of the model, the data are unchanged).
     Optimisation
         ``optimizer`` Adam (``lr``, ``betas``, ``eps``) or SGD with ``momentum``, on the loss
@@ -100,6 +104,14 @@ class TrainConfig:
         ``stop_at``: stop at the first evaluation whose headline metric reaches this value
         (at least it when the task maximises the metric, at most it otherwise), as the papers
         stop a run once it solves the task; None trains all ``iters``.
+        ``first_error``: the training regime of Gers et al. (2002): each training stream ends
+        at its first wrong output, so a step trains on the correct prefix plus the step that
+        failed (and at most up to the task's ``required``-th correct event): the task's
+        ``training_prefix`` masks the loss; the tasks msd, gts, pfg have one.
+        ``peephole_grad``: ``full`` BPTT, or ``cut``, the paper's truncated gradient in which no
+        error flows back through the peephole connections (the peephole weights still learn;
+        :meth:`lstmlab.LSTM.backward`'s ``peephole_error``). A cell without peepholes is the
+        same either way.
         ``patience = N > 0``: early stopping; the run stops after N evaluations in a row
         without a new best headline metric, keeps the best weights in ``best.safetensors`` and
         reports the best evaluation as ``best_iter`` and ``best_<metric>``.
@@ -136,12 +148,15 @@ class TrainConfig:
     peephole_init: str = "small"
     gate_bias: dict = field(default_factory=dict)
     readout_bias: float | None = None
+    readout: str = "linear"
     input_scale: float = 1.0
     eval_every: int = 250
     eval_size: int = 512
     checkpoint_every: int = 500
     stop_at: float | None = None
     patience: int = 0
+    first_error: bool = False
+    peephole_grad: str = "full"
     input_noise: float = 0.0
     attention: str = "general"
     bidirectional: bool = False
@@ -199,6 +214,11 @@ class TrainConfig:
         if not (isinstance(self.input_noise, (int, float)) and not isinstance(self.input_noise, bool)
                 and math.isfinite(self.input_noise) and self.input_noise >= 0):
             raise ValueError(f"input_noise: expected a standard deviation >= 0, got {self.input_noise!r}")
+        if not isinstance(self.first_error, bool):
+            raise ValueError(f"first_error: expected true or false, got {self.first_error!r}")
+        if self.peephole_grad not in PEEPHOLE_GRADS:
+            raise ValueError(f"peephole_grad: expected one of {', '.join(PEEPHOLE_GRADS)}, "
+                             f"got {self.peephole_grad!r}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype: expected float32 or float64, got {self.dtype!r}")
         from ..core.seq2seq import ATTENTIONS, BRIDGES
@@ -220,6 +240,17 @@ class TrainConfig:
             raise ValueError(f"task: expected one of {', '.join(TASKS)}, got {self.task!r}")
         task = self.make_task()              # the task's own checks (degenerate settings too)
         self.make_task(test=True)
+        if self.readout not in READOUTS:
+            raise ValueError(f"readout: expected one of {', '.join(READOUTS)}, got {self.readout!r}")
+        if self.readout != "linear" and task.loss != "mse":
+            raise ValueError(f"readout: a sigmoid output unit is for squared-error tasks; "
+                             f"{self.task}'s loss ({task.loss}) reads the linear outputs")
+        if self.first_error and not hasattr(task, "training_prefix"):
+            raise ValueError(f"first_error: the task {self.task} does not define where a training "
+                             f"stream ends (msd, gts and pfg do)")
+        if self.first_error and self.tbptt:
+            raise ValueError("first_error: cannot be combined with tbptt (the stream ends where "
+                             "the whole forward pass first goes wrong)")
         if self.input_noise and (task.tokens or getattr(task, "kind", None) == "seq2seq"):
             raise ValueError(f"input_noise: only for real-valued inputs; {self.task} reads tokens")
         return self

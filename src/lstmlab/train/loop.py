@@ -43,8 +43,6 @@ from .progress import Progress, show_progress
 __all__ = ["train", "TrainingDiverged", "evaluate", "load_run", "read_metrics", "build_model", "CHECKPOINT",
            "WEIGHTS", "BEST", "SNAPSHOTS"]
 
-#: Test metrics that, when NaN or infinite, mean the run has diverged.
-LOSS_METRICS = ("mse", "xent", "nll", "train_loss")
 CHECKPOINT = "checkpoint.safetensors"
 DATA = "data.json"
 WEIGHTS = "weights.safetensors"
@@ -77,11 +75,12 @@ def _chunks(T: int, tbptt: int) -> list[tuple[int, int]]:
     return [(s, min(s + tbptt, T)) for s in range(0, T, tbptt)]
 
 
-def _train_step(model, loss_fn, opt, cfg, batch, it, state=None):
+def _train_step(model, loss_fn, opt, cfg, batch, it, state=None, prefix=None):
     """One iteration on ``batch`` from ``state`` (None: zeros): forward, loss, backward, clip,
     update, once per chunk of ``cfg.tbptt`` steps with the state carried between chunks (an
-    encoder-decoder: once, on the whole batch, its targets the decoder's inputs); returns
-    (mean loss, mean gradient norm, final state) or raises _NonFinite."""
+    encoder-decoder: once, on the whole batch, its targets the decoder's inputs); with
+    ``prefix`` (the task's ``training_prefix``, ``cfg.first_error``) the loss counts only the
+    steps it keeps. Returns (mean loss, mean gradient norm, final state) or raises _NonFinite."""
     if getattr(model, "decoder", False):     # encoder-decoder: the targets feed the decoder
         pred, cache = model.forward(batch.x, batch.y, rng=dropout_rng(cfg.seed, it))  # (T, B, V)
         loss, dpred = loss_fn(pred, batch.y, batch.mask)
@@ -91,10 +90,18 @@ def _train_step(model, loss_fn, opt, cfg, batch, it, state=None):
         x = batch.x
         batch = replace(batch, x=x + cfg.input_noise * noise_rng(cfg.seed, it).standard_normal(x.shape))
     losses, norms = [], []
+    state_in = state                             # first_error (no tbptt): the one chunk's start
     for s, e in _chunks(batch.T, cfg.tbptt):
         x, y, mask = batch.x[s:e], batch.y[s:e], batch.mask[s:e]
         pred, state_n, cache = model.forward(x, state, training=True, rng=rng)   # (t, B, K)
         state = state_n                          # fresh arrays: the next chunk starts from them
+        if prefix is not None:                   # the stream ends at its first wrong output
+            with np.errstate(invalid="ignore"):
+                mask = mask & prefix(pred, replace(batch, x=x, y=y, mask=mask))     # (t, B)
+            L = int(np.flatnonzero(mask.any(axis=1))[-1]) + 1 if mask.any() else 0
+            if 0 < L < len(mask):                # again on the prefix alone: the steps after
+                x, y, mask = x[:L], y[:L], mask[:L]       # a failure may overflow (linear cells)
+                pred, _, cache = model.forward(x, state_in, training=True, rng=rng)
         if not mask.any():                       # nothing to learn here: carry the state on
             continue
         loss, dpred = loss_fn(pred, y, mask)
@@ -249,6 +256,7 @@ def train(cfg: TrainConfig, out_dir=None, *, resume: bool = False, quiet: bool =
     loss_fn = LOSSES[task.loss]
     key = task.headline                     # what the progress bar and the summary report
     stream = getattr(task, "stream", False)
+    prefix = task.training_prefix if cfg.first_error else None
     if stream:
         task.chunks_per_epoch(cfg.batch)    # the text holds at least one batch (ValueError)
     test_batch = test_task.sample(cfg.eval_size, test_rng(cfg.seed))
@@ -336,7 +344,8 @@ def train(cfg: TrainConfig, out_dir=None, *, resume: bool = False, quiet: bool =
                 batch, state_in = task.sample(cfg.batch, train_rng(cfg.seed, it)), None
             with np.errstate(over="ignore", invalid="ignore"):
                 try:
-                    loss, gnorm, state_out = _train_step(model, loss_fn, opt, cfg, batch, it, state_in)
+                    loss, gnorm, state_out = _train_step(model, loss_fn, opt, cfg, batch, it, state_in,
+                                                         prefix)
                     carried = state_out if stream else None
                 except _NonFinite as e:
                     _diverged(out_dir, cfg, it, e.args[0], last_good, wall())
@@ -349,7 +358,7 @@ def train(cfg: TrainConfig, out_dir=None, *, resume: bool = False, quiet: bool =
                 last = {"iter": done, "lr": opt.lr, "train_loss": loss_sum / n_sum,
                         "grad_norm": gnorm_sum / n_sum, **evaluate(model, test_task, test_batch),
                         "wall_s": round(wall(), 3)}
-                if any(not math.isfinite(last[k]) for k in (key, *LOSS_METRICS) if k in last):
+                if not math.isfinite(last["train_loss"]):    # the weights were checked above
                     _diverged(out_dir, cfg, it, last["train_loss"], last_good, wall())
                 log(last)
                 loss_sum, gnorm_sum, n_sum = 0.0, 0.0, 0

@@ -7,6 +7,8 @@
     y, state_n, cache = rnn.forward(u, state)   # (T, B, dirs*H): ``layers`` stacked layers
     pred = y W_out^T + b_out                     # (T, B, K): outputs, logits for the losses
                                                  #   softmax_ce and bernoulli_nll
+         | sigma(y W_out^T + b_out)              # readout "sigmoid" (squared-error tasks):
+                                                 #   d pred / d a = pred (1 - pred)
 
 Its ``params`` is one dict with prefixed names (``embed.weight``, ``rnn.weight_ih_l0``, ...,
 ``out.weight``, ``out.bias``) holding the layers' own arrays, so an optimiser that updates
@@ -55,6 +57,9 @@ class SeqModel:
             self.rnn = LSTM(rnn_in, cfg.hidden, variant=variant, forget_bias=cfg.forget_bias,
                             peephole_init=cfg.peephole_init, **common)
         apply_init_levers(self.rnn, cfg.init_range, cfg.zero_bias, cfg.gate_bias)
+        # the paper's truncated gradient (cfg.peephole_grad == "cut"): LSTM layers only
+        self._truncation = {"peephole_error": False} if (
+            cfg.peephole_grad == "cut" and self.rnn.kind == "lstm") else {}
         self.out = Dense(cfg.hidden, output_size, dtype=dtype, seed=cfg.seed)
         if cfg.readout_bias is not None:
             self.out.params["bias"][...] = cfg.readout_bias
@@ -83,13 +88,20 @@ class SeqModel:
         u, ecache = self.rnn_inputs(x)
         y, state_n, rcache = self.rnn.forward(u, state, training=training, rng=rng)  # (T, B, H)
         pred, dcache = self.out.forward(y)                                         # (T, B, K)
+        if self.cfg.readout == "sigmoid":
+            pred = 0.5 * (1.0 + np.tanh(0.5 * pred))          # sigma(a), without overflow
+            dcache = (dcache, pred)
         return pred, state_n, (ecache, rcache, dcache)
 
     def backward(self, dpred, cache, dstate=None) -> dict[str, np.ndarray]:
         """Gradients of every entry of ``params`` given d loss / d pred (and d loss / d state_n)."""
         ecache, rcache, dcache = cache
+        if self.cfg.readout == "sigmoid":
+            dcache, pred = dcache
+            dpred = dpred * pred * (1.0 - pred)                                    # (T, B, K)
         dy, g_out = self.out.backward(dpred, dcache)
-        du, _, g_rnn = self.rnn.backward(dy, rcache, dstate, input_grad=self.embed is not None)
+        du, _, g_rnn = self.rnn.backward(dy, rcache, dstate, input_grad=self.embed is not None,
+                                         **self._truncation)
         grads = {}
         if self.embed is not None:
             grads.update({f"embed.{k}": v for k, v in self.embed.backward(du, ecache)[1].items()})

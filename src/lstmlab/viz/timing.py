@@ -4,6 +4,8 @@
   mean over seeds with a min-max band (reads ``metrics.jsonl``).
 * :func:`plot_predictions`: held-out sequences with input spikes, target and each model's output
   (loads ``weights.safetensors``; the sequences come from the run's test stream).
+* :func:`plot_generated_streams`: the first and last cycles of a generated test stream (the
+  paper's generation tasks gts and pfg), one row per run.
 * :func:`plot_cell_state`: one model's cell states ``c_t`` (H x T heatmap) over one sequence, with
   the input, target and output below.
 """
@@ -14,7 +16,8 @@ import os
 
 import numpy as np
 
-__all__ = ["have_matplotlib", "plot_training_curves", "plot_predictions", "plot_cell_state"]
+__all__ = ["have_matplotlib", "plot_training_curves", "plot_predictions", "plot_cell_state",
+           "plot_generated_streams"]
 
 COLORS = {"peephole": "tab:blue", "lstm": "tab:red"}
 
@@ -145,6 +148,38 @@ def plot_cell_state(run_dir: str, path: str, index: int | None = None) -> str:
     cfg = run["config"]
     fig.suptitle(f"{cfg.variant_name} cell states, seed {cfg.seed} (dotted: input spikes, dashed: target)")
     fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_generated_streams(runs: dict[str, str], path: str, cycles: int = 3) -> str:
+    """For each ``label -> run folder`` (a run of gts, pfg or msd), the first and the last
+    ``cycles`` cycles of its test stream (the held-out stream the run was scored on): the
+    network's output against the target (dashed)."""
+    from ..train.config import test_rng
+    from ..train.loop import load_run
+    plt = _plt()
+    fig, axes = plt.subplots(len(runs), 2, figsize=(11, 2.2 * len(runs)), squeeze=False)
+    for row, (label, run_dir) in zip(axes, runs.items()):
+        run = load_run(run_dir)
+        cfg = run["config"]
+        batch = cfg.make_task(test=True).sample(1, test_rng(cfg.seed))
+        with np.errstate(over="ignore", invalid="ignore"):
+            pred = run["model"].predict(batch.x)[:, 0, 0]                  # (T,)
+        y = batch.y[:, 0, 0]                                                # (T,)
+        F = cfg.task_args["F"]
+        n = cycles * F
+        for ax, (lo, which) in zip(row, ((0, "first"), (len(y) - n, "last"))):
+            t = np.arange(lo, lo + n)
+            ax.plot(t, y[lo:lo + n], "k--", lw=1, label="target")
+            ax.plot(t, pred[lo:lo + n], color=COLORS["peephole"], lw=1.5, label="network")
+            ax.set_title(f"{label} (seed {cfg.seed}): {which} {cycles} of {len(y) // F} cycles",
+                         fontsize=9)
+            ax.set_xlabel("step")
+        row[0].legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

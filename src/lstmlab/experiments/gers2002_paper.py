@@ -1,0 +1,180 @@
+"""Gers, Schraudolph & Schmidhuber (2002) as the paper ran it: the one-cell network on the
+paper's own tasks, trained on streams that end at the first error, and the paper's claim that
+only the peephole LSTM learns them put to a test.
+
+The network (docs/gers2002_setup.md): one memory block with one cell, one input and one output
+unit, identity cell-input and cell-output squashing (``CellSpec(input_activation=False,
+output_activation=False)``), weights U(-0.1, 0.1), a linear output unit. The cells compared:
+``peephole`` (the paper's), ``lstm`` (the same cell without peepholes) and ``nfg`` (peepholes,
+no forget gate: the paper's 1997-style control).
+
+The regime (:data:`REGIME`, the loop's ``first_error``): one training stream per update; its
+forward pass runs over the whole stream (100 events), the loss counts the steps up to and
+including the first wrong output (|error| >= 0.49 for spikes, >= 0.3 for functions), so a
+network trains on what it already gets right plus the step that failed, as the paper's streams
+end at the first error. Test: one stream of 1000 events (gts, pfg, msd); a trial is solved when
+every one of its 1000 events is correct (the paper's criterion), checked every
+``eval_every`` updates, and the run stops there. Ours, not the paper's: Adam (lr per task,
+betas 0.9/0.99) on full BPTT gradients, global-norm clip 1, one update per stream rather than
+per step, gate biases i 0 / f +2 / o +2 (the paper's forget gate starts at -2; see
+docs/gers2002_setup.md), and a budget of thousands of streams instead of up to 10^7.
+``peephole_grad="cut"`` gives the paper's truncated gradient (no error through the peepholes).
+
+Per configuration the report gives the success count out of the trials, the streams to
+success, the test RMSE, and Fisher's exact test of peephole against lstm (and nfg) success
+counts; the figure shows the first and the last cycles of a generated 1000-cycle test stream.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..train.config import TrainConfig
+
+__all__ = ["PAPER_CONFIGS", "DEFAULT_CONFIGS", "PAPER_VARIANTS", "REGIME", "paper_task_config",
+           "config_name_of", "paper_records", "paper_report", "generated_picks"]
+
+PAPER_VARIANTS = ("peephole", "lstm", "nfg")
+
+#: The regime every paper-task run shares (see the module doc).
+REGIME = dict(hidden=1, batch=1, identity_squash=True, init_range=0.1, forget_bias=None,
+              gate_bias={"i": 0.0, "f": 2.0, "o": 2.0}, schedule="constant", warmup=0,
+              betas=(0.9, 0.99), clip=1.0, first_error=True, stop_at=1.0, eval_size=1,
+              eval_every=250)
+
+
+def _spikes(F, delays, n_test=1000):
+    return ({"F": F, "delays": list(delays), "n_spikes": 100},
+            {"n_spikes": n_test, "required": n_test})
+
+
+def _wave(kind, F):
+    return ({"waveform": kind, "F": F, "n_periods": 100}, {"n_periods": 1000, "required": 1000})
+
+
+#: name -> (task, task_args, test_task_args, iters, lr): the paper's configurations.
+PAPER_CONFIGS = {
+    "gts-10": ("gts", *_spikes(10, (0,)), 10000, 1e-2),
+    "gts-25": ("gts", *_spikes(25, (0,)), 10000, 1e-2),
+    "pfg-cos-10": ("pfg", *_wave("cos", 10), 20000, 3e-2),
+    "pfg-cos-25": ("pfg", *_wave("cos", 25), 20000, 3e-2),
+    "pfg-tri-10": ("pfg", *_wave("tri", 10), 20000, 3e-2),
+    "pfg-tri-25": ("pfg", *_wave("tri", 25), 20000, 3e-2),
+    "pfg-rect-10": ("pfg", *_wave("rect", 10), 20000, 3e-2),
+    "pfg-rect-25": ("pfg", *_wave("rect", 25), 20000, 3e-2),
+    "msd-10": ("msd", *_spikes(10, (0, 1)), 10000, 1e-2),
+}
+
+#: What ``lstmlab reproduce gers2002 --paper-tasks`` runs unless ``--paper-configs`` says otherwise.
+DEFAULT_CONFIGS = ("gts-10", "pfg-cos-10", "pfg-cos-25")
+
+#: The paper's qualitative results (docs/gers2002_setup.md, source [B]) per configuration.
+PAPER_SAYS = {
+    "gts": "peephole LSTM learns it; without peepholes not at all; without forget gate it fails",
+    "pfg-cos-10": "peephole learns it; without peepholes learned, slowly (the only one)",
+    "pfg": "peephole learns it; without peepholes not learned",
+    "msd": "peephole learns it (F vs F+1, e.g. 49 vs 50 steps)",
+}
+
+
+def paper_task_config(task: str, variant: str, seed: int, iters: int | None = None,
+                      **over) -> TrainConfig:
+    """One paper-task run: ``task`` a name of :data:`PAPER_CONFIGS` or a bare task (``gts``,
+    ``pfg``, ``msd``: its F = 10 configuration), the cell ``variant``, the :data:`REGIME`."""
+    name = {"gts": "gts-10", "pfg": "pfg-cos-10", "msd": "msd-10"}.get(task, task)
+    if name not in PAPER_CONFIGS:
+        raise ValueError(f"task: expected one of {', '.join(PAPER_CONFIGS)} (or msd, gts, pfg), "
+                         f"got {task!r}")
+    t, args, test_args, budget, lr = PAPER_CONFIGS[name]
+    base = dict(REGIME, task=t, task_args=args, test_task_args=test_args, variant=variant,
+                seed=seed, iters=budget if iters is None else iters, lr=lr,
+                checkpoint_every=max((budget if iters is None else iters) // 5, 1))
+    base.update(over)
+    return TrainConfig(**base)
+
+
+def config_name_of(cfg: dict) -> str:
+    """The :data:`PAPER_CONFIGS` name of a run's config dict."""
+    for name, (t, args, *_r) in PAPER_CONFIGS.items():
+        if cfg["task"] == t and cfg["task_args"] == args:
+            return name
+    return cfg["task"]
+
+
+def paper_records(rows: list[dict]) -> list[dict]:
+    """One record per paper-task run from the store's rows (``run_in_store``'s)."""
+    out = []
+    for r in rows:
+        cfg, m = r["config"], r.get("metrics") or {}
+        solved = r["status"] == "done" and m.get("solve_rate", 0.0) >= 1.0
+        rec = {"experiment": "paper-tasks", "config": config_name_of(cfg), "task": cfg["task"],
+               "variant": TrainConfig.from_dict(cfg).variant_name, "seed": cfg["seed"],
+               "peephole_grad": cfg.get("peephole_grad", "full"), "status": r["status"],
+               "solved": bool(solved), "iters": cfg["iters"], "iters_run": m.get("iters_run"),
+               "streams_to_solve": m.get("sequences_seen") if solved else None,
+               "consecutive": m.get("consecutive_mean"), "test_mse": m.get("mse", float("nan")),
+               "rmse": float(np.sqrt(m["mse"])) if m.get("mse") is not None else float("nan"),
+               "solve_rate": m.get("solve_rate", 0.0), "wall_s": r.get("wall_s"),
+               "run_dir": r["run_dir"]}
+        out.append(rec)
+    return out
+
+
+def _fisher(a: list[dict], b: list[dict]) -> float:
+    from scipy.stats import fisher_exact
+    sa, sb = sum(r["solved"] for r in a), sum(r["solved"] for r in b)
+    return float(fisher_exact([[sa, len(a) - sa], [sb, len(b) - sb]])[1])
+
+
+def _says(name: str) -> str:
+    return PAPER_SAYS.get(name, PAPER_SAYS.get(name.split("-")[0], ""))
+
+
+def paper_report(records: list[dict], figures: dict | None = None) -> list[str]:
+    """The report's section on the paper's tasks (markdown lines)."""
+    recs = [r for r in records if r.get("experiment") == "paper-tasks"]
+    if not recs:
+        return []
+    L = ["## The paper's tasks: generation and timing with one cell\n",
+         "The paper's network: one memory block with one cell, identity cell input and output "
+         "squashing, weights U(-0.1, 0.1), a linear output unit. Each update trains on one stream "
+         "of 100 events, the loss counting the steps up to the first wrong output (the paper's "
+         "streams end there); Adam on full BPTT (`peephole_grad = full`) unless the table says "
+         "`cut` (no error through the peepholes, the paper's truncated gradient). Solved: a test "
+         "stream of 1000 events all correct (|error| < 0.49 for spikes, < 0.3 for functions), "
+         "the paper's criterion, checked every 250 updates. Streams to success: median over the "
+         "solved trials. RMSE: over the whole 1000-event test stream, median over the solved "
+         "trials. p: Fisher's exact test of the success counts against `peephole` (two-sided).\n",
+         "| configuration | variant | gradient | solved | streams to success (median, range) | "
+         "test RMSE of the solved | p vs peephole | budget (streams) | the paper says |",
+         "|---|---|---|---:|---|---|---:|---:|---|"]
+    groups = {}
+    for r in recs:
+        groups.setdefault((r["config"], r["peephole_grad"]), {}).setdefault(r["variant"], []).append(r)
+    for (name, grad), by_v in groups.items():
+        ref = by_v.get("peephole")
+        for v in (*PAPER_VARIANTS, *sorted(set(by_v) - set(PAPER_VARIANTS))):
+            rs = by_v.get(v)
+            if not rs:
+                continue
+            won = [r for r in rs if r["solved"]]
+            streams = sorted(r["streams_to_solve"] for r in won)
+            st = (f"{int(np.median(streams)):,} ({streams[0]:,}-{streams[-1]:,})" if streams else "")
+            rm = f"{np.median([r['rmse'] for r in won]):.3f}" if won else ""
+            p = "" if v == "peephole" or ref is None else f"{_fisher(ref, rs):.2g}"
+            L.append(f"| {name} | {v} | {grad} | {len(won)}/{len(rs)} | {st} | {rm} | {p} | "
+                     f"{rs[0]['iters']:,} | {_says(name) if v == 'peephole' else ''} |")
+    L.append("")
+    if figures and figures.get("generated"):
+        L.append(f"![generated streams]({figures['generated']})\n")
+    return L
+
+
+def generated_picks(records: list[dict]) -> dict[str, str]:
+    """The run folder of the first solved peephole trial of each configuration."""
+    picks = {}
+    for r in records:
+        if r.get("experiment") == "paper-tasks" and r["solved"] and r["variant"] == "peephole":
+            picks.setdefault(r["config"], r["run_dir"])
+    return picks

@@ -85,6 +85,28 @@ def test_training_learns_and_resume_with_carried_state_is_exact(tmp_path, text_f
     assert split_metrics(run_, "test")["bpc"] < 0.7 * np.log2(len(saved["vocab"]))
 
 
+def test_peephole_cells_train_with_a_clipped_cell_state(text_file):
+    from lstmlab.train.loop import build_model
+    plain = _tiny(str(text_file))
+    assert plain.cell_clip is None and "cell_clip" not in plain.to_dict()    # lstm runs keep their ids
+    assert "cell_clip" not in charlm_config(str(text_file), "gru", 1, 8, 4, 20, 1).to_dict()
+    cfg = charlm_config(str(text_file), "peephole", 1, 16, 4, 20, 1, dtype="float64")
+    assert cfg.cell_clip == 5.0 and cfg.variant == "peephole"
+    model = build_model(cfg, cfg.make_task())
+    assert model.rnn.spec.peephole and model.rnn.spec.cell_clip == 5.0
+    model.params["rnn.weight_cf_l0"][...] = 1.0          # the runaway: f held at 1 by a large c
+    model.params["rnn.weight_ci_l0"][...] = 1.0
+    x = cfg.make_task().stream_batch(4, 0).x
+    state = (np.zeros((1, 4, 16)), np.full((1, 4, 16), 50.0))
+    _, (h, c), _ = model.forward(x, state)
+    assert np.abs(c).max() <= 5.0 and np.abs(c).max() > 4.0
+    unclipped = build_model(cfg.replace(cell_clip=None), cfg.make_task())
+    unclipped.load_params(model.params)
+    assert np.abs(unclipped.forward(x, state)[1][1]).max() > 50.0
+    with pytest.raises(ValueError, match="cell_clip"):
+        charlm_config(str(text_file), "gru", 1, 8, 4, 20, 1, cell_clip=5.0)
+
+
 def test_changed_text_file_is_refused(tmp_path, text_file):
     cfg = _tiny(str(text_file), iters=5, eval_every=5)
     train(cfg, tmp_path / "r", quiet=True)

@@ -5,7 +5,8 @@ The recipe (:func:`charlm_config`, what ``lstmlab train charlm`` starts from): o
 characters, ``layers`` x ``hidden`` recurrent layers (default 2 x 256 LSTM), a softmax readout;
 batch 32 streams, chunks of 100 steps with the state carried (truncated BPTT), Adam 3e-3 on a
 cosine schedule down to 1/20 of it, global-norm clip 5, float32, one evaluation on the
-validation split per epoch, 20 epochs (2,600 updates on the default corpus). Bits per character on held-out text are
+validation split per epoch, 20 epochs (2,600 updates on the default corpus); cells with
+peepholes have their cell state clipped to [-5, 5] (:data:`PEEPHOLE_CELL_CLIP`). Bits per character on held-out text are
 ``-sum_t log2 p(x_{t+1} | x_{<=t}) / N``, each held-out stream read from a zero state.
 
 Sampling (:func:`generate`): the prime is read through the network, then each next character
@@ -25,6 +26,7 @@ import sys
 
 import numpy as np
 
+from ..core.spec import CellSpec
 from ..train.config import TrainConfig
 
 __all__ = ["charlm_config", "split_metrics", "generate", "cell_activations", "text_features",
@@ -33,6 +35,12 @@ __all__ = ["charlm_config", "split_metrics", "generate", "cell_activations", "te
 #: The recipe's defaults (``lstmlab train charlm --help`` shows them).
 DEFAULTS = dict(variant="lstm", layers=2, hidden=256, batch=32, seq_len=100, epochs=20,
                 lr=3e-3, clip=5.0, dropout=0.0, dtype="float32")
+
+#: Cells with peepholes train with their cell state clipped to [-5, 5]. Unclipped, the state
+#: carried through an epoch (about 13,000 steps) runs away: w_cf * c_{t-1} with the sign of c
+#: holds f at 1, w_ci * c_{t-1} holds i at 1, and c grows by about 1 a step (|c| 12,907 after
+#: one epoch at 1 x 128), its gates saturated and out of reach of the gradient.
+PEEPHOLE_CELL_CLIP = 5.0
 
 
 def charlm_config(data: str | None = None, variant: str = DEFAULTS["variant"],
@@ -54,6 +62,11 @@ def charlm_config(data: str | None = None, variant: str = DEFAULTS["variant"],
                 lr_min_frac=0.05, clip=DEFAULTS["clip"], dropout=DEFAULTS["dropout"],
                 forget_bias=1.0, eval_every=K, eval_size=8, checkpoint_every=K,
                 dtype=DEFAULTS["dtype"])
+    if variant not in ("gru", "rnn"):
+        from ..core.spec import resolve_spec
+        spec = resolve_spec(CellSpec.from_dict(variant) if isinstance(variant, dict) else variant)
+        if spec.peephole and spec.cell_clip is None:
+            base["cell_clip"] = PEEPHOLE_CELL_CLIP
     base.update(over)
     return TrainConfig(**base)
 

@@ -37,7 +37,8 @@ OPTIMIZERS = ("adam", "sgd")
 #: Fields left out of :meth:`TrainConfig.to_dict` while at these defaults (see there).
 OMIT_AT_DEFAULT = {"stop_at": None, "attention": "general", "bidirectional": False,
                    "bridge": "dense", "teacher_forcing": 1.0, "input_noise": 0.0, "patience": 0,
-                   "first_error": False, "peephole_grad": "full", "readout": "linear"}
+                   "first_error": False, "peephole_grad": "full", "readout": "linear",
+                   "cell_clip": None}
 PEEPHOLE_GRADS = ("full", "cut")
 READOUTS = ("linear", "sigmoid")
 
@@ -86,9 +87,12 @@ class TrainConfig:
         the recurrent layer's uniform weights and biases to U(-r, r) (the paper's 0.1);
         ``zero_bias`` starts every LSTM bias at 0 but the forget gate's (a quiet cell until
         input arrives); ``identity_squash`` replaces the cell input and output tanh by the identity (the
-        paper's cell); ``gate_bias`` sets the summed bias of gate blocks (keys among
-        ``i f g o``) after initialisation; ``readout_bias`` sets the readout's bias; ``readout``: ``linear``, or ``sigmoid``
-        (the paper's output unit, for tasks with the squared-error loss); ``input_scale`` is a fixed gain on the input
+        paper's cell); ``cell_clip`` clips the LSTM cell state to [-cell_clip, cell_clip] after
+        each update (:class:`lstmlab.CellSpec`'s field, set on top of the variant); ``gate_bias``
+        sets the summed bias of gate blocks (keys among ``i f g o``) after initialisation;
+        ``readout_bias`` sets the readout's bias; ``readout``: ``linear``, or ``sigmoid`` (the
+        paper's output unit, for tasks with the squared-error loss); ``input_scale`` is a fixed
+        gain on the input
         (part of the model, the data are unchanged).
     Optimisation
         ``optimizer`` Adam (``lr``, ``betas``, ``eps``) or SGD with ``momentum``, on the loss
@@ -143,6 +147,7 @@ class TrainConfig:
     init: str = "uniform"
     init_range: float | None = None
     identity_squash: bool = False
+    cell_clip: float | None = None
     zero_bias: bool = False
     forget_bias: float | None = 1.0
     peephole_init: str = "small"
@@ -230,6 +235,13 @@ class TrainConfig:
             raise ValueError(f"bidirectional: expected true or false, got {self.bidirectional!r}")
         if not (isinstance(self.teacher_forcing, (int, float)) and 0 <= self.teacher_forcing <= 1):
             raise ValueError(f"teacher_forcing: expected a probability in [0, 1], got {self.teacher_forcing!r}")
+        if self.cell_clip is not None:
+            if isinstance(self.cell_clip, bool) or not isinstance(self.cell_clip, numbers.Real) \
+                    or not (math.isfinite(self.cell_clip) and self.cell_clip > 0):
+                raise ValueError(f"cell_clip: expected a positive number or None, got {self.cell_clip!r}")
+            if self.variant in ("gru", "rnn"):
+                raise ValueError(f"cell_clip: only for LSTM cells, not {self.variant}")
+            self.cell_clip = float(self.cell_clip)
         from ..core.spec import CellSpec, resolve_spec
         if isinstance(self.variant, dict):
             CellSpec.from_dict(self.variant)

@@ -54,6 +54,8 @@ class SeqModel:
             variant = CellSpec.from_dict(cfg.variant) if isinstance(cfg.variant, dict) else cfg.variant
             if cfg.identity_squash:
                 variant = replace(resolve_spec(variant), input_activation=False, output_activation=False)
+            if cfg.cell_clip is not None:
+                variant = replace(resolve_spec(variant), cell_clip=cfg.cell_clip)
             self.rnn = LSTM(rnn_in, cfg.hidden, variant=variant, forget_bias=cfg.forget_bias,
                             peephole_init=cfg.peephole_init, **common)
         apply_init_levers(self.rnn, cfg.init_range, cfg.zero_bias, cfg.gate_bias)
@@ -146,10 +148,11 @@ class Seq2SeqModel:
     def __init__(self, cfg: TrainConfig, task):
         from ..core.seq2seq import Seq2Seq
         self.cfg = cfg
+        cell = CellSpec.from_dict(cfg.variant) if isinstance(cfg.variant, dict) else cfg.variant
+        if cfg.cell_clip is not None:
+            cell = replace(resolve_spec(cell), cell_clip=cfg.cell_clip)
         self.net = Seq2Seq(task.input_size, task.output_size, embed=cfg.embed or cfg.hidden,
-                           hidden=cfg.hidden, layers=cfg.layers,
-                           cell=CellSpec.from_dict(cfg.variant) if isinstance(cfg.variant, dict)
-                           else cfg.variant, attention=cfg.attention,
+                           hidden=cfg.hidden, layers=cfg.layers, cell=cell, attention=cfg.attention,
                            bidirectional=cfg.bidirectional, bridge=cfg.bridge,
                            dtype=np.dtype(cfg.dtype), seed=cfg.seed)
         self.params = self.net.params

@@ -393,12 +393,15 @@ class Seq2Seq:
 
     def beam_search(self, src, src_lengths=None, beam: int = 4, max_len: int | None = None) -> list[dict]:
         """Beam search: per sequence the ``beam`` best prefixes by log-likelihood are extended
-        each step; a prefix that emits EOS is finished. The search stops when ``beam`` are
-        finished or the best finished one scores at least the best unfinished prefix (log-
-        probabilities only lower a score, so none could pass it), or at ``max_len``. Returns the
-        best finished hypothesis (an unfinished one only where none finished) per sequence, as
-        :meth:`greedy` does; ``beam=1`` is greedy decoding."""
+        each step; a prefix that emits EOS is finished. The search stops when the best finished
+        one scores at least the best unfinished prefix (log-probabilities only lower a score, so
+        none could pass it), or at ``max_len``. Returns the best finished hypothesis (an
+        unfinished one only where none finished) per sequence, as :meth:`greedy` does, with the
+        greedy decoding kept as one more candidate: the beam can prune the greedy path (k other
+        prefixes outscore it at some step and then end worse), and the result never scores below
+        greedy decoding. ``beam=1`` is greedy decoding."""
         beam = check_positive_int("beam", beam)
+        greedy = self.greedy(src, src_lengths, max_len)
         Y, mask, state, _ = self.encode(src, src_lengths)
         S, B = mask.shape
         K = self._keys(Y)
@@ -427,8 +430,7 @@ class Seq2Seq:
                     hyp = (float(scores[i, v]), alive[i][1] + [v], alive[i][2] + [alpha[:n, i].copy()])
                     (finished if v == EOS else keep).append((hyp, i))
                 alive = [h for h, _ in keep]
-                if not alive or len(finished) >= beam or \
-                        (finished and max(f[0][0] for f in finished) >= alive[0][0]):
+                if not alive or (finished and max(f[0][0] for f in finished) >= alive[0][0]):
                     break
                 idx = np.array([i for _, i in keep])
                 a = a[idx]
@@ -436,6 +438,10 @@ class Seq2Seq:
             pool = [f for f, _ in finished] or alive
             score, tokens, att = max(pool, key=lambda h: h[0])
             done = bool(finished)
+            g = greedy[b]
+            if g["finished"] and (not done or g["logp"] > score):
+                results.append(g)
+                continue
             results.append({"tokens": tokens[:-1] if done else tokens, "logp": score,
                             "finished": done,
                             "attention": np.array(att).reshape(-1, n) if self.feed else None})

@@ -172,6 +172,7 @@ def test_bad_cli_arguments_exit_2(tmp_path, text_file):
         r = run(*args)
         assert r.returncode == 2, (args, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, args
+        assert r.stdout == "", args              # nothing (not even the prime) before the error
 
 
 def test_text_features_on_a_designed_string():

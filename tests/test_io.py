@@ -118,3 +118,15 @@ def test_no_pickle_and_int_arrays(tmp_path):
     arrays, cfg = llio.load_arrays(path)
     assert cfg == {"k": [1, 2]} and int(arrays["step"]) == 7 and arrays["w"].dtype == np.int32
     assert b"pickle" not in path.read_bytes() and path.read_bytes()[8:9] == b"{"
+
+
+def test_atomic_writes_get_the_mode_of_a_plain_open(tmp_path):
+    """mkstemp makes its files 0600; a written page or config must be readable like any file."""
+    import os
+    import stat
+    from lstmlab.core.io import atomic_write_json
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    atomic_write_json(tmp_path / "a.json", {"a": 1})
+    mode = lambda p: stat.S_IMODE(os.stat(p).st_mode)  # noqa: E731
+    assert mode(tmp_path / "a.json") == mode(plain)

@@ -257,10 +257,8 @@ def _cmd_sample(args) -> int:
 
     run = load_run(args.run_dir)
     prime = args.prime.encode("utf-8").decode("unicode_escape") if args.escapes else args.prime
-    if not args.quiet_prime:
-        sys.stdout.write(prime)
     generate(run, prime=prime, length=args.length, temperature=args.temperature, top_k=args.top_k,
-             seed=args.seed, write=stream_write)
+             seed=args.seed, write=stream_write, echo_prime=not args.quiet_prime)
     sys.stdout.write("\n")
     return 0
 

@@ -25,13 +25,21 @@ __all__ = ["save_arrays", "load_arrays", "load_into", "copy_params", "save", "lo
            "atomic_write_json"]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, chunks) -> None:
-    """Write the byte chunks to ``path`` through a temporary file and an atomic rename."""
+    """Write the byte chunks to ``path`` through a temporary file and an atomic rename; the
+    file gets the mode a plain ``open`` would give it (mkstemp's own is 0600)."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".part")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             for c in chunks:
                 f.write(c)

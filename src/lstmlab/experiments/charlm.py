@@ -92,9 +92,11 @@ def _step_logits(model, ids, state):
 
 
 def generate(run: dict, prime: str = "\n", length: int = 500, temperature: float = 1.0,
-             top_k: int | None = None, seed: int = 0, write=None) -> str:
+             top_k: int | None = None, seed: int = 0, write=None, echo_prime: bool = False) -> str:
     """``length`` characters sampled after ``prime`` (see the module doc); ``write(str)`` gets
-    each character as it is drawn (streaming). Returns the generated text (without the prime)."""
+    each character as it is drawn (streaming), and first the prime with ``echo_prime`` (once
+    every argument is checked, so a bad one writes nothing). Returns the generated text
+    (without the prime)."""
     _check_run(run)
     if isinstance(length, bool) or not isinstance(length, int) or length < 1:
         raise ValueError(f"length: expected a positive integer, got {length!r}")
@@ -107,6 +109,8 @@ def generate(run: dict, prime: str = "\n", length: int = 500, temperature: float
     if not prime:
         raise ValueError("prime: expected at least one character")
     ids = corpus.encode(prime, "prime")
+    if echo_prime and write is not None:
+        write(prime)
     rng = np.random.default_rng(seed)
     model = run["model"]
     logits, state = _step_logits(model, ids, None)
@@ -218,7 +222,7 @@ def cells_page(run: dict, out_dir, chosen: list[str] | None = None, n_chars: int
     """The search over the first ``n_chars`` of the validation split, written to
     ``out_dir/cells.json``, and the HTML page ``out_dir/cells.html`` of the first ``show_chars``
     characters coloured by the ``chosen`` cells (names ``L{layer}.{cell}``; default: the best
-    cell of each feature). Returns {"search": records, "html": path, "json": path}."""
+    cell of each feature, the strongest |r| first). Returns {"search": records, "html": path, "json": path}."""
     from ..core.io import atomic_write_json
     from ..viz.cells import write_cells_html
 
@@ -234,7 +238,7 @@ def cells_page(run: dict, out_dir, chosen: list[str] | None = None, n_chars: int
                  for c in chosen]
     else:
         picks, seen = [], set()
-        for r in found:
+        for r in sorted(found, key=lambda r: -abs(r["r"])):     # the strongest cell first
             if r["cell"] not in seen:
                 seen.add(r["cell"])
                 picks.append({"cell": r["cell"], "caption": f"best for {r['feature']} "

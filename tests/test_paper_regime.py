@@ -163,3 +163,12 @@ def test_reproduce_paper_tasks_tiny(tmp_path):
     assert "| gts-10 | lstm | full | 0/2 |" in report and "Fisher" in report
     assert main(["reproduce", "gers2002", "--out", str(out), "--paper-tasks",
                  "--paper-configs", "gts-99"]) == 2
+
+
+def test_verdict_against_the_paper():
+    v = gers2002_paper._verdict
+    assert v(True, 5, 10, None) == "holds" and "not reproduced" in v(True, 4, 10, None)
+    assert v(False, 0, 10, 1.0) == "holds" and v(False, 2, 10, 0.001) == "holds"
+    assert "not confirmed" in v(False, 9, 10, 1.0) and v(None, 3, 10, 0.5) == ""
+    assert gers2002_paper._expectation("pfg-cos-10", "lstm")[0] is True
+    assert gers2002_paper._expectation("pfg-tri-25", "lstm")[0] is False

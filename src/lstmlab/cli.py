@@ -170,7 +170,7 @@ def _train_config(args):
                  if getattr(args, n) is not None}                  # the recipe's defaults otherwise
         cfg = charlm_config(args.data, args.variant, seed=args.seed, **shape)
     elif args.task in PAPER_TASKS:
-        cfg = paper_task_config(args.task, args.variant, args.seed, args.iters or 1500)
+        cfg = paper_task_config(args.task, args.variant, args.seed, args.iters)
     elif args.task in SEQ2SEQ_TASKS:
         from .experiments.seq2seq import seq2seq_config
         cfg = seq2seq_config(args.task, args.attention or "general", args.seed,
@@ -181,7 +181,7 @@ def _train_config(args):
     for name in ("hidden", "layers", "dropout", "embed", "tbptt", "optimizer", "momentum",
                  "batch", "lr", "schedule", "warmup", "clip", "forget_bias",
                  "eval_every", "eval_size", "checkpoint_every", "backend", "bridge",
-                 "teacher_forcing"):
+                 "teacher_forcing", "peephole_grad"):
         v = getattr(args, name)
         if v is not None:
             over[name] = v
@@ -552,6 +552,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--teacher-forcing", type=_probability_closed, metavar="P",
                    help="seq2seq: probability that a decoder input is the gold previous token, "
                         "else the model's own choice (default 1)")
+    t.add_argument("--peephole-grad", choices=["full", "cut"],
+                   help="full BPTT (default), or cut: no error flows back through the peepholes "
+                        "(Gers et al. 2002's truncated gradient)")
     t.add_argument("--eval-every", type=_positive_int, metavar="N", help="evaluate every N iterations")
     t.add_argument("--eval-size", type=_positive_int, metavar="N", help="held-out test sequences (default 512)")
     t.add_argument("--checkpoint-every", type=_nonneg_int, metavar="N", help="checkpoint every N iterations")

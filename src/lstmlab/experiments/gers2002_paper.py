@@ -33,7 +33,7 @@ import numpy as np
 from ..train.config import TrainConfig
 
 __all__ = ["PAPER_CONFIGS", "DEFAULT_CONFIGS", "PAPER_VARIANTS", "REGIME", "paper_task_config",
-           "config_name_of", "paper_records", "paper_report", "generated_picks"]
+           "config_name_of", "paper_records", "paper_report", "generated_picks", "failure_mode"]
 
 PAPER_VARIANTS = ("peephole", "lstm", "nfg")
 
@@ -142,8 +142,28 @@ def paper_records(rows: list[dict]) -> list[dict]:
                "rmse": float(np.sqrt(m["mse"])) if m.get("mse") is not None else float("nan"),
                "solve_rate": m.get("solve_rate", 0.0), "wall_s": r.get("wall_s"),
                "run_dir": r["run_dir"]}
+        if r["status"] == "done" and not solved:
+            rec["failure"] = failure_mode(r["run_dir"])
         out.append(rec)
     return out
+
+
+def failure_mode(run_dir: str, periods: int = 10) -> str:
+    """How a trial that did not solve its task behaves on its test stream: ``settles`` (the
+    output's range over the last ``periods`` cycles is below 0.1: a fixed point, the rhythm
+    lost), ``overflows`` (not finite: the unbounded linear cell runs away) or ``oscillates``
+    (it keeps a rhythm but misses the tolerance somewhere)."""
+    from ..train.config import test_rng
+    from ..train.loop import load_run
+    run = load_run(run_dir)
+    cfg = run["config"]
+    batch = cfg.make_task(test=True).sample(1, test_rng(cfg.seed))
+    with np.errstate(all="ignore"):
+        pred = run["model"].predict(batch.x)[:, 0, 0]                        # (T,)
+    tail = pred[-periods * cfg.task_args["F"]:]
+    if not np.isfinite(tail).all():
+        return "overflows"
+    return "settles" if np.ptp(tail) < 0.1 else "oscillates"
 
 
 def _fisher(a: list[dict], b: list[dict]) -> float:
@@ -191,6 +211,25 @@ def paper_report(records: list[dict], figures: dict | None = None) -> list[str]:
                      f"{'' if p is None else f'{p:.2g}'} | {rs[0]['iters']:,} | {words} | "
                      f"{_verdict(expected, len(won), len(rs), p)} |")
     L.append("")
+    failed = [r for r in recs if r.get("failure")]
+    if failed:
+        L.append("How the unsolved trials behave on their test stream (over the last 10 cycles: "
+                 "`settles`, the output's range below 0.1, a fixed point; `oscillates`, a rhythm "
+                 "that misses the tolerance somewhere; `overflows`, the linear cell runs away), "
+                 "with the correct events before the first error:\n")
+        for (name, grad), by_v in groups.items():
+            parts = []
+            for v, rs in by_v.items():
+                fs = [r for r in rs if r.get("failure")]
+                if fs:
+                    kinds = {k: sum(r["failure"] == k for r in fs) for k in
+                             ("settles", "oscillates", "overflows")}
+                    parts.append(f"{v}: " + ", ".join(f"{n} {k}" for k, n in kinds.items() if n) +
+                                 f" (correct events {min(r['consecutive'] for r in fs):.0f}-"
+                                 f"{max(r['consecutive'] for r in fs):.0f})")
+            if parts:
+                L.append(f"- {name} ({grad}): " + "; ".join(parts))
+        L.append("")
     if figures and figures.get("generated"):
         L.append(f"![generated streams]({figures['generated']})\n")
     return L

@@ -30,6 +30,8 @@ def connect(address: str, num_cpus: int | None = None):
         import ray
     except ImportError:
         raise ValueError("--ray: Ray is not installed (pip install 'lstmlab[ray]')") from None
+    if address not in ("local", "auto"):
+        _reachable(address)          # a named cluster must answer, even where Ray already runs
     if ray.is_initialized():
         return ray
     kw = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -37,8 +39,6 @@ def connect(address: str, num_cpus: int | None = None):
         kw["num_cpus"] = num_cpus
         ray.init(**kw)
     else:
-        if address != "auto":
-            _reachable(address)
         try:
             ray.init(address=address, **{k: v for k, v in kw.items() if k != "include_dashboard"})
         except (ConnectionError, RuntimeError, ValueError) as e:

@@ -53,16 +53,11 @@ NPOW = {
                        "lstm": {"test_mse": 0.00240, "solve_rate": 0.900}},
 }
 
-#: What the paper states for its own tasks (from docs/gers2002_setup.md; the paper reports
-#: successes over 10 trials and no msd-pair numbers).
+#: What the paper says that bears on msd-pair (its own tasks' statements are
+#: :data:`lstmlab.experiments.gers2002_paper.PAPER_SAYS`).
 PAPER = {
     "msd-pair": "not a task of the paper (it is the npow reproduction's task); the paper's claim is "
                 "that only LSTM with peephole connections learns precise timing",
-    "msd": "peephole LSTM (1 cell, identity squashing) learns to tell intervals F and F+1 apart, "
-           "e.g. 49 vs 50 steps; training criterion 100 consecutive correct spikes, test 1000",
-    "gts": "only the peephole LSTM generates the timed spike streams; no resets, no teacher forcing",
-    "pfg": "peephole LSTM learns cos, tri and rect with F in {10, 25} (cos F=25: RMSE about 0.17); "
-           "without peepholes only cos with F=10 was learned, slowly",
 }
 
 # --------------------------------------------------------------------------------------------

@@ -311,12 +311,18 @@ def _spike_segments(times: np.ndarray, counts: np.ndarray, T: int) -> np.ndarray
     return np.cumsum(ind, axis=0) - ind                                      # spikes before t
 
 
-def _spike_prefix(task: "MSD | GTS", pred: Any, batch: Batch) -> np.ndarray:
-    """:func:`training_prefix` of spike streams: wrong steps are those whose masked output is
-    off by ``tolerance`` or more; a stream ends at its ``required``-th spike."""
+def _wrong_steps(pred: Any, batch: Batch, tolerance: float) -> np.ndarray:
+    """(T, B) bool: the steps with a target whose output is off by ``tolerance`` or more (NaN
+    counts as wrong)."""
     p = _check_pred(pred, batch)[:, :, 0]                                    # (T, B)
+    return ~(np.abs(p - batch.y[:, :, 0]) < tolerance) & batch.mask
+
+
+def _spike_prefix(task: "MSD | GTS", pred: Any, batch: Batch) -> np.ndarray:
+    """:func:`training_prefix` of spike streams: a stream ends at its first wrong step or at its
+    ``required``-th spike."""
     _require_info(batch, ("spike_times", "n_spikes"), type(task).__name__)
-    bad = ~(np.abs(p - batch.y[:, :, 0]) < task.tolerance) & batch.mask       # (T, B)
+    bad = _wrong_steps(pred, batch, task.tolerance)                          # (T, B)
     times = np.asarray(batch.info["spike_times"])                            # (B, S)
     k = min(task.required, times.shape[1]) - 1
     last = np.where(times[:, k] >= 0, times[:, k], batch.T - 1)              # (B,)
@@ -841,8 +847,7 @@ class PFG(_Task):
     def training_prefix(self, pred: Any, batch: Batch) -> np.ndarray:
         """(T, B) bool: the steps the paper trains on (:func:`training_prefix`): up to the first
         step off by ``tolerance`` or more, at most to the end of the ``required``-th period."""
-        p = _check_pred(pred, batch)[:, :, 0]                                  # (T, B)
-        bad = ~(np.abs(p - batch.y[:, :, 0]) < self.tolerance) & batch.mask    # (T, B)
+        bad = _wrong_steps(pred, batch, self.tolerance)                        # (T, B)
         last = min(self.required * self.F, batch.T) - 1
         return training_prefix(bad, np.full(batch.batch_size, last))
 

@@ -21,6 +21,14 @@ SGD with momentum on one chorale per update, early stopping on the validation NL
 Our loss is the mean over a chorale's frames; the paper's gradient is the sum over them, so the
 learning rate a trial uses is the drawn one times the mean number of predicted frames of a
 training chorale (:data:`FRAMES_PER_CHORALE`): the same step per chorale.
+
+``task="adding"`` runs the same study on a long-lag task instead: the adding problem of
+Arjovsky et al. (2016) at ``T =`` :data:`ADDING_T` (:class:`lstmlab.tasks.longrange.Adding`),
+batches of :data:`ADDING_BATCH` sequences (the drawn learning rate times the batch, the paper's
+summed loss again), the MSE at the last step as the metric (baseline 1/6 for the constant 1),
+scored on a fresh set of :data:`ADDING_TEST` sequences. The paper ran no such task; the lag is
+the longest at which a screen of the space's top learning rates learnt within the budget (see
+the README).
 """
 from __future__ import annotations
 
@@ -36,8 +44,8 @@ from ..sweep.spec import run_id
 from ..train.config import TrainConfig
 from .runner import default_jobs
 
-__all__ = ["VARIANTS", "SPACE", "SETTINGS", "draw", "trial_config", "reproduce", "welch",
-           "main_effects", "write_report"]
+__all__ = ["VARIANTS", "SPACE", "TASKS", "SETTINGS", "draw", "trial_config", "reproduce", "welch",
+           "main_effects", "analyse", "write_report"]
 
 #: The paper's names -> lstmlab's cells: V is the peephole LSTM, NP the modern one.
 VARIANTS = {"V": "peephole", "NIG": "nig", "NFG": "nfg", "NOG": "nog", "NIAF": "niaf",
@@ -48,11 +56,27 @@ SPACE = {"hidden": ("log-int", 20, 200), "lr": ("log", 1e-6, 1e-2),
 #: Mean predicted frames of a training chorale (music21 10.5's corpus, our split): the factor
 #: between the paper's summed loss and our mean loss.
 FRAMES_PER_CHORALE = 54.4
-SETTINGS = {"quick": {"trials": 2, "epochs": 2, "patience": 2, "limit": 20},
-            "full": {"trials": 20, "epochs": 100, "patience": 5, "limit": None}}
+#: The adding problem's lag, batch and fresh test set (``task="adding"``).
+ADDING_T = 30
+ADDING_BATCH = 8
+ADDING_TEST = 2560
+#: Per task and setting: trials per variant and the budget of one trial (jsb: epochs of as many
+#: updates as training chorales, ``limit`` chorales; adding: ``updates``), early stopping after
+#: ``patience`` evaluations without a better validation metric.
+SETTINGS = {"jsb": {"quick": {"trials": 2, "epochs": 2, "patience": 2, "limit": 20},
+                    "full": {"trials": 20, "epochs": 100, "patience": 5, "limit": None}},
+            "adding": {"quick": {"trials": 2, "updates": 100, "patience": 2},
+                       "full": {"trials": 10, "updates": 5000, "patience": 8}}}
 #: A trial "learnt" when its test NLL is below half the untrained 88 ln 2 = 61.0 (sigmoid 1/2
 #: everywhere); those that never left it would otherwise dominate the variance.
 LEARNT_BELOW = 0.5 * 88 * math.log(2)
+#: Per task: the records' metric (``valid_<metric>``, ``test_<metric>``, lower is better), its
+#: unit, and the threshold below which a trial counts as having learnt (jsb: above; adding:
+#: 0.95 times the constant predictor's 1/6, the long-range study's criterion).
+TASKS = {"jsb": {"metric": "nll", "unit": "test NLL (nats per frame)",
+                 "title": "the Bach chorales", "learnt_below": LEARNT_BELOW},
+         "adding": {"metric": "mse", "unit": "test MSE (last step)",
+                    "title": f"the adding problem (T = {ADDING_T})", "learnt_below": 0.95 / 6.0}}
 #: Published JSB test NLLs (nats per frame) the report puts ours beside.
 PUBLISHED = (("tanh RNN", 9.10, "Chung et al. 2014"), ("GRU", 8.54, "Chung et al. 2014"),
              ("LSTM", 8.67, "Chung et al. 2014"), ("LSTM", 8.45, "Bai et al. 2018"),
@@ -73,40 +97,56 @@ def draw(variant_index: int, trial: int) -> dict:
     return out
 
 
-def trial_config(variant: str, hp: dict, epochs: int, patience: int, limit=None) -> TrainConfig:
-    """The run of one trial: ``variant`` a key of VARIANTS, ``hp`` from :func:`draw`. An epoch
-    is as many updates (one chorale each, drawn with replacement) as there are training
-    chorales; the validation NLL is measured after each."""
+def trial_config(variant: str, hp: dict, epochs: int = 0, patience: int = 5, limit=None,
+                 task: str = "jsb", updates: int = 0) -> TrainConfig:
+    """The run of one trial: ``variant`` a key of VARIANTS, ``hp`` from :func:`draw`.
+
+    jsb: an epoch is as many updates (one chorale each, drawn with replacement) as there are
+    training chorales; the validation NLL is measured after each. adding: ``updates`` batches
+    of ADDING_BATCH, the validation MSE (512 held-out sequences) every 250."""
+    common = dict(variant=VARIANTS[variant], hidden=int(hp["hidden"]), seed=0, optimizer="sgd",
+                  momentum=1.0 - float(hp["one_minus_momentum"]), schedule="constant", clip=0.0,
+                  input_noise=float(hp["input_noise"]), patience=patience, dtype="float32")
+    if task == "adding":
+        every = min(250, updates)
+        return TrainConfig(task="adding", task_args={"T": ADDING_T}, iters=updates,
+                           batch=ADDING_BATCH, lr=float(hp["lr"]) * ADDING_BATCH,
+                           eval_every=every, eval_size=512, checkpoint_every=4 * every, **common)
+    if task != "jsb":
+        raise ValueError(f"task: expected one of {', '.join(TASKS)}, got {task!r}")
     from ..tasks.chorales import load_chorales
     n_train = len(load_chorales(limit).split("train"))
     args = {} if limit is None else {"limit": limit}
     return TrainConfig(task="jsb", task_args=args, test_task_args={"split": "valid"},
-                       variant=VARIANTS[variant], hidden=int(hp["hidden"]), seed=0,
-                       iters=epochs * n_train, batch=1, optimizer="sgd",
-                       lr=float(hp["lr"]) * FRAMES_PER_CHORALE,
-                       momentum=1.0 - float(hp["one_minus_momentum"]), schedule="constant",
-                       clip=0.0, input_noise=float(hp["input_noise"]), eval_every=n_train,
-                       eval_size=1, checkpoint_every=n_train, patience=patience,
-                       dtype="float32")
+                       iters=epochs * n_train, batch=1, lr=float(hp["lr"]) * FRAMES_PER_CHORALE,
+                       eval_every=n_train, eval_size=1, checkpoint_every=n_train, **common)
 
 
 def test_metrics(run_dir) -> dict:
-    """The test NLL and frame accuracy of a finished trial's best (validation) weights."""
+    """The test metrics of a finished trial's best (validation) weights: jsb on the test
+    chorales, adding on a fresh set of ADDING_TEST sequences (the same for every trial)."""
+    from ..train.config import fresh_test_rng
     from ..train.loop import evaluate, load_run
     run = load_run(run_dir, best=True)
     cfg = run["config"]
-    test = cfg.make_task(test=True).__class__(split="test", limit=cfg.task_args.get("limit"))
-    return evaluate(run["model"], test, test.sample(1))
+    task = cfg.make_task(test=True)
+    if cfg.task == "jsb":
+        test = task.__class__(split="test", limit=cfg.task_args.get("limit"))
+        return evaluate(run["model"], test, test.sample(1))
+    return evaluate(run["model"], task, task.sample(ADDING_TEST, fresh_test_rng(cfg.seed)))
 
 
 def reproduce(out: str, setting: str = "full", trials: int | None = None,
               variants=None, jobs: int | None = None, ray: str | None = None,
-              figures: bool = True, quiet: bool = False, log=print) -> list[dict]:
-    """Train every trial into ``out`` through the sweep store (finished trials are reused) and
-    write results.json (one record per trial), report.md and the figures; returns the records."""
-    if setting not in SETTINGS:
-        raise ValueError(f"setting: expected one of {', '.join(SETTINGS)}, got {setting!r}")
-    st = dict(SETTINGS[setting])
+              figures: bool = True, quiet: bool = False, log=print, task: str = "jsb") -> list[dict]:
+    """Train every trial of ``task`` (``jsb`` or ``adding``) into ``out`` through the sweep
+    store (finished trials are reused) and write results.json (one record per trial),
+    report.md and the figures; returns the records."""
+    if task not in TASKS:
+        raise ValueError(f"task: expected one of {', '.join(TASKS)}, got {task!r}")
+    if setting not in SETTINGS[task]:
+        raise ValueError(f"setting: expected one of {', '.join(SETTINGS[task])}, got {setting!r}")
+    st = dict(SETTINGS[task][setting])
     if trials is not None:
         if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
             raise ValueError(f"trials: expected an integer >= 1, got {trials!r}")
@@ -117,47 +157,60 @@ def reproduce(out: str, setting: str = "full", trials: int | None = None,
         raise ValueError(f"variants: expected some of {', '.join(VARIANTS)}, got {bad or names}")
     jobs = default_jobs() if jobs is None else jobs
     check_out_dir(out)
-    from ..tasks.chorales import load_chorales
-    load_chorales(st["limit"], progress=not quiet)   # parse (or read the cache) once, here
+    if task == "jsb":
+        from ..tasks.chorales import load_chorales
+        load_chorales(st["limit"], progress=not quiet)   # parse (or read the cache) once, here
     t0 = time.perf_counter()
+    budget = {k: st[k] for k in ("epochs", "limit", "updates") if k in st}
     plan = []
     for v in names:
         for k in range(st["trials"]):
             hp = draw(list(VARIANTS).index(v), k)
-            plan.append((v, k, hp, trial_config(v, hp, st["epochs"], st["patience"], st["limit"])))
+            plan.append((v, k, hp, trial_config(v, hp, patience=st["patience"], task=task, **budget)))
     runs = list({run_id(c.to_dict()): c.to_dict() for *_, c in plan}.items())
-    log(f"greff2017 ({setting}): {len(names)} variants x {st['trials']} trials = {len(runs)} runs"
-        f" on {'Ray ' + ray if ray else f'{jobs} process(es)'}")
-    rows = {r["id"]: r for r in run_in_store("greff2017", runs, db=os.path.join(out, "results.sqlite"),
+    log(f"greff2017 {task} ({setting}): {len(names)} variants x {st['trials']} trials = "
+        f"{len(runs)} runs on {'Ray ' + ray if ray else f'{jobs} process(es)'}")
+    name = "greff2017" if task == "jsb" else f"greff2017-{task}"
+    rows = {r["id"]: r for r in run_in_store(name, runs, db=os.path.join(out, "results.sqlite"),
                                              out=os.path.join(out, "runs"), jobs=jobs, ray=ray,
                                              quiet=quiet, log=log)}
+    m = TASKS[task]["metric"]
     records = []
     for v, k, hp, c in plan:
         row = rows[run_id(c.to_dict())]
         rec = {"variant": v, "cell": VARIANTS[v], "trial": k, **hp, "status": row["status"],
-               "epochs": c.iters // c.eval_every, "run": row["id"]}
+               "run": row["id"]}
+        if task == "jsb":
+            rec["epochs"] = c.iters // c.eval_every
         if row["status"] == "done":
-            m = row["metrics"]
+            summary = row["metrics"]
             test = test_metrics(row["run_dir"])
-            rec.update(valid_nll=m["best_nll"], best_epoch=m["best_iter"] // c.eval_every,
-                       test_nll=test["nll"], test_frame_accuracy=test["frame_accuracy"],
-                       wall_s=row["wall_s"])
+            rec[f"valid_{m}"] = summary[f"best_{m}"]
+            if task == "jsb":
+                rec.update(best_epoch=summary["best_iter"] // c.eval_every, test_nll=test["nll"],
+                           test_frame_accuracy=test["frame_accuracy"])
+            else:
+                rec.update(best_update=summary["best_iter"], test_mse=test["mse"],
+                           test_solve_rate=test["solve_rate"])
+            rec["wall_s"] = row["wall_s"]
         else:
             rec["error"] = row.get("error")
         records.append(rec)
-    analysis = analyse(records)
+    analysis = analyse(records, task)
     atomic_write_json(os.path.join(out, "results.json"),
-                      {"setting": setting, **st, "runs": records, "analysis": analysis},
+                      {"task": task, "setting": setting, **st, "runs": records, "analysis": analysis},
                       sort_keys=False)
     figs = {}
     if figures:
         from ..viz import have_matplotlib
         if have_matplotlib():
             from ..viz.greff import plot_boxes, plot_lr
-            figs["test NLL per variant"] = plot_boxes(records, os.path.join(out, "figures", "boxes.png"))
-            figs["learning rate against test NLL"] = plot_lr(records, os.path.join(out, "figures", "lr.png"))
+            figs[f"{TASKS[task]['unit']} per variant"] = plot_boxes(
+                records, os.path.join(out, "figures", "boxes.png"), task)
+            figs["learning rate against the test metric"] = plot_lr(
+                records, os.path.join(out, "figures", "lr.png"), task)
     write_report(out, records, analysis, figs, setting, st, time.perf_counter() - t0,
-                 ray or f"{jobs} process(es)")
+                 ray or f"{jobs} process(es)", task)
     log(f"greff2017: wrote {os.path.join(out, 'results.json')} and {os.path.join(out, 'report.md')}"
         f" ({time.perf_counter() - t0:.0f} s)")
     return records
@@ -207,24 +260,35 @@ def main_effects(X: dict, y, bins: int = 5) -> dict:
     return out
 
 
-def analyse(records) -> dict:
-    done = [r for r in records if r.get("test_nll") is not None and np.isfinite(r["test_nll"])]
+def analyse(records, task: str = "jsb") -> dict:
+    """Per variant the best trial (by validation) and the distribution over trials, Welch's
+    t-tests against V, and the hyperparameter importance over the LSTM variants' trials (all,
+    and those that learnt: below ``TASKS[task]["learnt_below"]``). ``effective_step``: the
+    fraction of the learnt trials' variance that the step ``lr / (1 - momentum)`` explains
+    alone (a function of two draws, so not one of the main effects), and the median test
+    metric per decade of it."""
+    m = TASKS[task]["metric"]
+    tk, vk = f"test_{m}", f"valid_{m}"
+    done = [r for r in records if r.get(tk) is not None and np.isfinite(r[tk])]
     per = {}
     for v in VARIANTS:
-        rs = sorted((r for r in done if r["variant"] == v), key=lambda r: r["valid_nll"])
+        rs = sorted((r for r in done if r["variant"] == v), key=lambda r: r[vk])
         if not rs:
             continue
         top = rs[:max(2, int(math.ceil(0.1 * len(rs))))]
-        per[v] = {"trials": len([r for r in records if r["variant"] == v]), "done": len(rs),
-                  "best_test_nll": rs[0]["test_nll"], "best_valid_nll": rs[0]["valid_nll"],
-                  "best_trial": rs[0]["trial"], "median_test_nll": float(np.median([r["test_nll"] for r in rs])),
-                  "all": [r["test_nll"] for r in rs], "top": [r["test_nll"] for r in top]}
+        mine = [r for r in records if r["variant"] == v]
+        per[v] = {"trials": len(mine), "done": len(rs),
+                  "diverged": sum(r["status"] == "diverged" for r in mine),
+                  "best_test": rs[0][tk], "best_valid": rs[0][vk], "best_trial": rs[0]["trial"],
+                  "median_test": float(np.median([r[tk] for r in rs])),
+                  "learnt": sum(r[tk] < TASKS[task]["learnt_below"] for r in rs),
+                  "all": [r[tk] for r in rs], "top": [r[tk] for r in top]}
     for v, d in per.items():
         if v != "V" and "V" in per:
             d["t_all"], d["p_all"] = welch(d["all"], per["V"]["all"])
             d["t_top"], d["p_top"] = welch(d["top"], per["V"]["top"])
     lstm = [r for r in done if r["variant"] != "GRU"]
-    learnt = [r for r in lstm if r["test_nll"] < LEARNT_BELOW]
+    learnt = [r for r in lstm if r[tk] < TASKS[task]["learnt_below"]]
 
     def importance(rs):
         if len(rs) < 4:
@@ -233,63 +297,110 @@ def analyse(records) -> dict:
              "hidden size": np.log10([r["hidden"] for r in rs]),
              "momentum": np.log10([r["one_minus_momentum"] for r in rs]),
              "input noise": [r["input_noise"] for r in rs]}
-        return main_effects(X, [r["test_nll"] for r in rs])
+        return main_effects(X, [r[tk] for r in rs])
 
+    step = {}
+    if len(learnt) >= 4:
+        s = np.log10([r["lr"] / r["one_minus_momentum"] for r in learnt])       # (n,)
+        y = np.array([r[tk] for r in learnt])                                    # (n,)
+        decades = [(int(d), int((np.floor(s) == d).sum()), float(np.median(y[np.floor(s) == d])))
+                   for d in np.unique(np.floor(s))]
+        step = {"fraction": main_effects({"step": s}, y)["step"], "by_decade": decades}
     return {"variants": per, "importance": importance(lstm), "importance_trials": len(lstm),
-            "importance_learnt": importance(learnt), "learnt_trials": len(learnt)}
+            "importance_learnt": importance(learnt), "learnt_trials": len(learnt),
+            "effective_step": step}
 
 
-def write_report(out, records, analysis, figs, setting, st, wall_s, where) -> str:
+#: Per task, the report's lines on the data and the budget (``{...}`` filled from the setting).
+_DEVIATIONS = {
+    "jsb": ["Data: the 371 chorales of music21's corpus, split by position (223/74/74), not "
+            "the 382 of the JSB set (229/76/77) from another edition; one frame per quarter "
+            "note, transposed to C major / C minor by music21's key analysis. Numbers compare "
+            "with the published ones only roughly.",
+            "Learning rate: the paper's range times the mean frames per training chorale "
+            f"({FRAMES_PER_CHORALE:g}), since our loss is the mean over frames and theirs the "
+            "sum; one chorale per update; no gradient clipping.",
+            "Budget: {trials} trials per variant and at most {epochs} epochs, against the "
+            "paper's 200 trials (`--trials 200 --ray ADDRESS` runs theirs on a cluster)."],
+    "adding": ["Task: the paper ran no long-lag task. This is the adding problem of Arjovsky et "
+               f"al. (2016) at T = {ADDING_T} (two marked values of U[0, 1], their sum at the last "
+               "step); at T = 40, 50 and 100 the screened settings at the top of the space stayed "
+               "at or above the constant predictor's MSE (README).",
+               f"Learning rate: the paper's range times the batch ({ADDING_BATCH} sequences), "
+               "since our loss is the mean over the batch and theirs the sum; no gradient "
+               "clipping. The input noise of the space is added to both channels, the markers too.",
+               "Budget: {trials} trials per variant of at most {updates} updates (early stopping "
+               f"on 512 validation sequences), scored on a fresh set of {ADDING_TEST}; a trial "
+               "that diverges (an infinite loss) is counted, not scored."]}
+
+
+def write_report(out, records, analysis, figs, setting, st, wall_s, where, task: str = "jsb") -> str:
     per, imp = analysis["variants"], analysis["importance"]
-    order = sorted(per, key=lambda v: per[v]["best_test_nll"])
-    lines = [f"# Greff et al. (2017) on the Bach chorales ({setting} setting)", "",
-             f"`lstmlab reproduce greff2017{' --quick' if setting == 'quick' else ''}"
-             f"{'' if st['trials'] == SETTINGS[setting]['trials'] else ' --trials ' + str(st['trials'])}`: "
-             f"{len(records)} trials ({st['trials']} per variant, at most {st['epochs']} epochs, "
-             f"early stopping after {st['patience']} epochs without a better validation NLL), "
+    spec = TASKS[task]
+    m = spec["metric"]
+    order = sorted(per, key=lambda v: per[v]["best_test"])
+    flags = (" --task adding" if task != "jsb" else "") + (" --quick" if setting == "quick" else "") \
+        + ("" if st["trials"] == SETTINGS[task][setting]["trials"] else f" --trials {st['trials']}")
+    budget = (f"at most {st['epochs']} epochs" if task == "jsb" else
+              f"at most {st['updates']} updates of {ADDING_BATCH} sequences")
+    lines = [f"# Greff et al. (2017) on {spec['title']} ({setting} setting)", "",
+             f"`lstmlab reproduce greff2017{flags}`: "
+             f"{len(records)} trials ({st['trials']} per variant, {budget}, early stopping after "
+             f"{st['patience']} evaluations without a better validation {m.upper()}), "
              f"{wall_s:.0f} s on {where} (finished trials in the store are reused; the trials' "
              f"own times add up to {sum(r.get('wall_s') or 0.0 for r in records):.0f} s). "
-             "Test NLL in nats per frame, of each trial's best validation weights.", "",
-             "| variant | cell | trials done | best trial's test NLL | its validation NLL | "
-             "median test NLL | Welch p vs V (all) | Welch p vs V (top 10%) |",
-             "|---|---|---|---|---|---|---|---|"]
+             f"The {spec['unit']} of each trial's best validation weights.", "",
+             f"| variant | cell | trials done | learnt | best trial's test {m.upper()} | its "
+             f"validation {m.upper()} | median test {m.upper()} | Welch p vs V (all) | "
+             "Welch p vs V (top 10%) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    fmt = (lambda x: f"{x:.3f}") if task == "jsb" else (lambda x: f"{x:.3g}")  # noqa: E731
     for v in order:
         d = per[v]
         p = lambda key: "" if v == "V" or not np.isfinite(d.get(key, float("nan"))) else \
             f"{d[key]:.3g} ({'worse' if d['t' + key[1:]] > 0 else 'better'})"  # noqa: E731
-        lines.append(f"| {v} | `{VARIANTS[v]}` | {d['done']} of {d['trials']} | "
-                     f"{d['best_test_nll']:.3f} | {d['best_valid_nll']:.3f} | "
-                     f"{d['median_test_nll']:.3f} | {p('p_all')} | {p('p_top')} |")
-    lines += ["", "Published JSB test NLLs: " + "; ".join(f"{n} {x:.2f} ({src})" for n, x, src in PUBLISHED)
-              + ". Greff et al. report their JSB results as figures, not a table.", ""]
+        div = f" ({d['diverged']} diverged)" if d["diverged"] else ""
+        lines.append(f"| {v} | `{VARIANTS[v]}` | {d['done']} of {d['trials']}{div} | {d['learnt']} | "
+                     f"{fmt(d['best_test'])} | {fmt(d['best_valid'])} | "
+                     f"{fmt(d['median_test'])} | {p('p_all')} | {p('p_top')} |")
+    lines += [""]
+    if task == "jsb":
+        lines += [f"'learnt': test NLL below {LEARNT_BELOW:.1f}, half the untrained model's 88 ln 2. "
+                  "Published JSB test NLLs: " + "; ".join(f"{n} {x:.2f} ({src})" for n, x, src in PUBLISHED)
+                  + ". Greff et al. report their JSB results as figures, not a table.", ""]
+    else:
+        lines += [f"'learnt': test MSE below {spec['learnt_below']:.3g}, 0.95 times the constant "
+                  "predictor's 1/6 (the long-range study's criterion). No published numbers "
+                  "exist for this search on this task.", ""]
     if imp:
         lines += ["## Hyperparameter importance", "",
-                  f"Fraction of the variance of the test NLL over {analysis['importance_trials']} "
-                  "LSTM-variant trials that each hyperparameter explains alone "
-                  "(`main_effects`: fANOVA's main effects for independent draws, estimated by "
-                  "binning):", ""]
+                  f"Fraction of the variance of the test {m.upper()} over "
+                  f"{analysis['importance_trials']} LSTM-variant trials that each hyperparameter "
+                  "explains alone (`main_effects`: fANOVA's main effects for independent draws, "
+                  "estimated by binning):", ""]
         lines += [f"- {k}: {x:.2f}" for k, x in sorted(imp.items(), key=lambda kv: -kv[1])]
         il = analysis.get("importance_learnt") or {}
         if il:
-            lines += ["", f"The same over the {analysis['learnt_trials']} trials that learnt (test "
-                      f"NLL below {LEARNT_BELOW:.1f}, half the untrained 88 ln 2; the others never "
-                      "left the untrained model's NLL and would dominate the variance):", ""]
+            lines += ["", f"The same over the {analysis['learnt_trials']} trials that learnt (the "
+                      "others stay near the untrained model's level and would dominate the variance):", ""]
             lines += [f"- {k}: {x:.2f}" for k, x in sorted(il.items(), key=lambda kv: -kv[1])]
+        step = analysis.get("effective_step") or {}
+        if step:
+            lines += ["", f"The step `lr / (1 - momentum)` (a function of two draws) explains "
+                      f"{step['fraction']:.2f} of the same variance alone. Median test "
+                      f"{m.upper()} of the trials that learnt, per decade of it:", "",
+                      "| lr / (1 - momentum) | trials | median |", "|---|---|---|"]
+            lines += [f"| 1e{d} to 1e{d + 1} | {n} | {fmt(med)} |" for d, n, med in step["by_decade"]]
         lines.append("")
-    lines += ["## Beside the paper", ""] + _beside(per, analysis.get("importance_learnt") or imp)
+    learnt = bool(analysis.get("importance_learnt"))
+    lines += ["## Beside the paper", ""] + _beside(
+        per, analysis["importance_learnt"] if learnt else imp,
+        "trials that learnt" if learnt else "all trials", analysis.get("effective_step") or {})
     for name, path in figs.items():
         lines += ["", f"![{name}]({os.path.relpath(path, out)})"]
-    lines += ["", "## Deviations", "",
-              "- Data: the 371 chorales of music21's corpus, split by position (223/74/74), not "
-              "the 382 of the JSB set (229/76/77) from another edition; one frame per quarter "
-              "note, transposed to C major / C minor by music21's key analysis. Numbers compare "
-              "with the published ones only roughly.",
-              "- Learning rate: the paper's range times the mean frames per training chorale "
-              f"({FRAMES_PER_CHORALE:g}), since our loss is the mean over frames and theirs the "
-              "sum; one chorale per update; no gradient clipping.",
-              f"- Budget: {st['trials']} trials per variant and at most {st['epochs']} epochs, "
-              "against the paper's 200 trials (`--trials 200 --ray ADDRESS` runs theirs on a "
-              "cluster). The t-tests on so few trials have little power: a missing significant "
+    lines += ["", "## Deviations", ""]
+    lines += ["- " + t.format(**st) for t in _DEVIATIONS[task]]
+    lines += ["- The t-tests on so few trials have little power: a missing significant "
               "difference is not evidence of none.",
               "- Importance: one-at-a-time variance fractions by binning, not the random-forest "
               "fANOVA of Hutter et al. that the paper used."]
@@ -298,7 +409,7 @@ def write_report(out, records, analysis, figs, setting, st, wall_s, where) -> st
     return text
 
 
-def _beside(per, imp) -> list[str]:
+def _beside(per, imp, which: str, step=None) -> list[str]:
     out = []
 
     def sig(v, key="p_all"):
@@ -322,11 +433,16 @@ def _beside(per, imp) -> list[str]:
     if imp:
         top = max((k for k in imp if k != "interactions"), key=lambda k: imp[k])
         out.append(f"- The paper finds the learning rate by far the most important "
-                   f"hyperparameter; here (trials that learnt) the largest main effect is the "
+                   f"hyperparameter; here ({which}) the largest main effect is the "
                    f"{top} ({imp[top]:.2f}, the main effects leave {imp['interactions']:.2f} to "
                    f"interactions, the variants and trial noise)"
                    + (": agrees" if top == "learning rate" and imp[top] >= 0.25 else
                       ": it comes first, as in the paper, but explains little: 'by far the most "
                       "important' is NOT confirmed" if top == "learning rate" else
                       ": does NOT agree") + ".")
+        if step:
+            out.append(f"- The step lr / (1 - momentum), the learning rate and momentum together, "
+                       f"explains {step['fraction']:.2f} alone"
+                       + (f", more than any one hyperparameter: it is what matters most here."
+                          if step["fraction"] > imp[top] else "."))
     return out

@@ -1,8 +1,9 @@
 """Figures of ``lstmlab reproduce greff2017``, drawn from its records (results.json).
 
-* :func:`plot_boxes`: test NLL of every trial per variant, box plots ranked by median (the
-  shape of Greff et al.'s Fig. 3), the best trial marked;
-* :func:`plot_lr`: learning rate (log) against test NLL, one panel per variant.
+* :func:`plot_boxes`: the test metric (NLL on the chorales, MSE on the adding problem) of every
+  trial per variant, box plots ranked by median (the shape of Greff et al.'s Fig. 3), the best
+  trial marked;
+* :func:`plot_lr`: learning rate (log) against the test metric, one panel per variant.
 """
 from __future__ import annotations
 
@@ -14,53 +15,64 @@ from .timing import _plt
 __all__ = ["plot_boxes", "plot_lr"]
 
 
-def _done(records):
-    return [r for r in records if r.get("test_nll") is not None and np.isfinite(r["test_nll"])]
+def _done(records, key):
+    return [r for r in records if r.get(key) is not None and np.isfinite(r[key])]
 
 
-def plot_boxes(records, path) -> str:
+def _metric(task):
+    from ..experiments.greff2017 import TASKS
+    return TASKS[task]["metric"], TASKS[task]["unit"], TASKS[task]["title"]
+
+
+def plot_boxes(records, path, task: str = "jsb") -> str:
     plt = _plt()
-    rs = _done(records)
+    m, unit, title = _metric(task)
+    tk = f"test_{m}"
+    rs = _done(records, tk)
     variants = sorted({r["variant"] for r in rs},
-                      key=lambda v: np.median([r["test_nll"] for r in rs if r["variant"] == v]))
-    data = [[r["test_nll"] for r in rs if r["variant"] == v] for v in variants]
+                      key=lambda v: np.median([r[tk] for r in rs if r["variant"] == v]))
+    data = [[r[tk] for r in rs if r["variant"] == v] for v in variants]
     fig, ax = plt.subplots(figsize=(1.0 + 0.75 * max(len(variants), 1), 4.0))
     if data:
         ax.boxplot(data, showfliers=True)
         for i, d in enumerate(data, 1):
             ax.plot(np.full(len(d), i) + np.linspace(-0.15, 0.15, len(d)), d, ".", ms=3,
                     color="tab:blue", alpha=0.6)
-        best = [min((r for r in rs if r["variant"] == v), key=lambda r: r["valid_nll"])["test_nll"]
+        best = [min((r for r in rs if r["variant"] == v), key=lambda r: r[f"valid_{m}"])[tk]
                 for v in variants]
         ax.plot(range(1, len(variants) + 1), best, "r*", ms=8, label="best trial (by validation)")
         ax.legend(fontsize=7)
     ax.set_xticks(range(1, len(variants) + 1))
     ax.set_xticklabels(variants, fontsize=8)
-    ax.set_ylabel("test NLL (nats per frame)")
-    ax.set_title("JSB chorales: every trial per variant, ranked by median", fontsize=10)
+    if task != "jsb":
+        ax.set_yscale("log")
+    ax.set_ylabel(unit)
+    ax.set_title(f"{title}: every trial per variant, ranked by median", fontsize=10)
     ax.grid(alpha=0.3, axis="y")
     return _save(fig, path)
 
 
-def plot_lr(records, path) -> str:
+def plot_lr(records, path, task: str = "jsb") -> str:
     plt = _plt()
-    rs = _done(records)
+    m, unit, _ = _metric(task)
+    rs = _done(records, f"test_{m}")
     variants = list(dict.fromkeys(r["variant"] for r in rs))
     cols = min(5, max(len(variants), 1))
     rows = int(np.ceil(max(len(variants), 1) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(2.8 * cols, 2.4 * rows), squeeze=False,
                              sharex=True, sharey=True)
     for ax, v in zip(axes.flat, variants):
-        pts = [(r["lr"], r["test_nll"]) for r in rs if r["variant"] == v]
-        ax.semilogx([p[0] for p in pts], [p[1] for p in pts], "o", ms=3.5)
+        pts = [(r["lr"], r[f"test_{m}"]) for r in rs if r["variant"] == v]
+        (ax.loglog if task != "jsb" else ax.semilogx)([p[0] for p in pts], [p[1] for p in pts],
+                                                      "o", ms=3.5)
         ax.set_title(v, fontsize=9)
         ax.grid(alpha=0.3)
     for ax in axes[-1]:
         ax.set_xlabel("learning rate (paper's scale)", fontsize=8)
     for ax in axes[:, 0]:
-        ax.set_ylabel("test NLL", fontsize=8)
+        ax.set_ylabel(unit, fontsize=8)
     for ax in list(axes.flat)[len(variants):]:
         ax.axis("off")
-    fig.suptitle("learning rate against test NLL, per variant", fontsize=10)
+    fig.suptitle(f"learning rate against {unit}, per variant", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)

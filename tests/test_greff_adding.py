@@ -1,0 +1,82 @@
+"""The Greff et al. (2017) study on the long-lag task (``--task adding``): its trials, its
+command, and the parts of the analysis that the chorales do not exercise (diverged trials, the
+step lr / (1 - momentum))."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from lstmlab.experiments import greff2017
+
+
+def test_adding_trial_is_the_drawn_point_on_the_adding_problem():
+    hp = greff2017.draw(0, 3)
+    cfg = greff2017.trial_config("CIFG", hp, patience=4, task="adding", updates=1000)
+    assert (cfg.task, cfg.task_args, cfg.variant) == ("adding", {"T": greff2017.ADDING_T}, "cifg")
+    assert cfg.batch == greff2017.ADDING_BATCH and cfg.iters == 1000 and cfg.patience == 4
+    assert cfg.lr == pytest.approx(hp["lr"] * greff2017.ADDING_BATCH)
+    assert cfg.momentum == pytest.approx(1 - hp["one_minus_momentum"])
+    assert cfg.hidden == hp["hidden"] and cfg.input_noise == pytest.approx(hp["input_noise"])
+    assert cfg.optimizer == "sgd" and cfg.clip == 0.0 and cfg.schedule == "constant"
+    with pytest.raises(ValueError, match="task"):
+        greff2017.trial_config("V", hp, task="copy")
+    with pytest.raises(ValueError, match="task"):
+        greff2017.reproduce("unused", task="timit")
+
+
+def test_reproduce_greff_adding_quick_command(tmp_path, capsys):
+    from lstmlab.cli import main
+    out = tmp_path / "a"
+    assert main(["reproduce", "greff2017", "--task", "adding", "--quick", "--variants", "V,GRU",
+                 "--out", str(out), "--quiet"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["task"] == "adding" and res["updates"] == 100
+    assert [r["variant"] for r in res["runs"]] == ["V", "V", "GRU", "GRU"]
+    for r in res["runs"]:
+        assert r["status"] == "done" and 0 <= r["best_update"] <= 100
+        assert np.isfinite(r["test_mse"]) and 0 <= r["test_solve_rate"] <= 1
+        assert "test_nll" not in r
+    rep = (out / "report.md").read_text()
+    assert rep.startswith("# Greff et al. (2017) on the adding problem (T = 30)")
+    assert "| V | `peephole` |" in rep and "--task adding --quick" in rep
+    assert (out / "figures" / "boxes.png").stat().st_size > 5000
+    printed = capsys.readouterr().out
+    assert "best test MSE" in printed and "report:" in printed
+
+
+def _record(variant, trial, lr, one_minus_m, mse, status="done"):
+    rec = {"variant": variant, "cell": greff2017.VARIANTS[variant], "trial": trial, "hidden": 50,
+           "lr": lr, "one_minus_momentum": one_minus_m, "input_noise": 0.5, "status": status}
+    if status == "done":
+        rec.update(valid_mse=mse, test_mse=mse)
+    return rec
+
+
+def test_analysis_counts_diverged_trials_and_finds_the_step(tmp_path):
+    """The metric is a U-shaped function of log10(lr / (1 - m)) alone, with lr and m drawn
+    independently: neither explains it alone as well as their ratio, and a diverged trial is
+    counted but not scored."""
+    rng = np.random.default_rng(0)
+    recs = []
+    for k in range(120):
+        lr = 10 ** rng.uniform(-6, -2)
+        om = 10 ** rng.uniform(-2, 0)
+        s = math.log10(lr / om)
+        recs.append(_record("V" if k % 2 else "NFG", k, lr, om, 0.01 + 0.01 * (s + 3) ** 2))
+    recs.append(_record("V", 999, 1e-2, 0.01, None, status="diverged"))
+    a = greff2017.analyse(recs, "adding")
+    v = a["variants"]["V"]
+    assert (v["trials"], v["done"], v["diverged"]) == (61, 60, 1)
+    assert a["variants"]["NFG"]["diverged"] == 0
+    step = a["effective_step"]["fraction"]
+    singles = {k: x for k, x in a["importance_learnt"].items() if k != "interactions"}
+    assert step > 0.6 and step > max(singles.values()) + 0.2
+    decades = a["effective_step"]["by_decade"]
+    assert sum(n for _, n, _ in decades) == a["learnt_trials"]
+    best = min(decades, key=lambda d: d[2])[0]
+    assert best in (-4, -3)                           # the minimum of the U, at s = -3
+    text = greff2017.write_report(str(tmp_path), recs, a, {},
+                                  "quick", dict(greff2017.SETTINGS["adding"]["quick"]), 1.0,
+                                  "1 process(es)", "adding")
+    assert "1 diverged" in text and "what matters most here" in text

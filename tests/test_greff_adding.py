@@ -43,6 +43,20 @@ def test_reproduce_greff_adding_quick_command(tmp_path, capsys):
     assert (out / "figures" / "boxes.png").stat().st_size > 5000
     printed = capsys.readouterr().out
     assert "best test MSE" in printed and "report:" in printed
+    # --report-only re-derives the same report from results.json alone, the store gone
+    (out / "results.sqlite").unlink()
+    (out / "report.md").unlink()
+    assert main(["reproduce", "greff2017", "--report-only", "--out", str(out), "--quiet"]) == 0
+    again = (out / "report.md").read_text()
+    assert again.splitlines()[3:] == rep.splitlines()[3:] and "re-derived from results.json" in again
+    assert capsys.readouterr().out == printed
+
+
+def test_report_only_without_results_is_a_one_line_error(tmp_path, capsys):
+    from lstmlab.cli import main
+    assert main(["reproduce", "greff2017", "--report-only", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "results.json" in err and len(err.strip().splitlines()) == 1
 
 
 def _record(variant, trial, lr, one_minus_m, mse, status="done"):

@@ -363,12 +363,16 @@ def _cmd_reproduce_greff(args) -> int:
     from .experiments import greff2017
 
     log = (lambda *a, **k: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
-    records = greff2017.reproduce(args.out, setting="quick" if args.quick else "full",
-                                  trials=args.trials, variants=args.variants, jobs=args.jobs,
-                                  ray=args.ray, figures=not args.no_figures, quiet=args.quiet,
-                                  log=log, task=args.task)
-    m = greff2017.TASKS[args.task]["metric"].upper()
-    per = greff2017.analyse(records, args.task)["variants"]
+    if args.report_only:
+        records, task = greff2017.rewrite_report(args.out, figures=not args.no_figures, log=log)
+    else:
+        task = args.task
+        records = greff2017.reproduce(args.out, setting="quick" if args.quick else "full",
+                                      trials=args.trials, variants=args.variants, jobs=args.jobs,
+                                      ray=args.ray, figures=not args.no_figures, quiet=args.quiet,
+                                      log=log, task=task)
+    m = greff2017.TASKS[task]["metric"].upper()
+    per = greff2017.analyse(records, task)["variants"]
     for v in sorted(per, key=lambda v: per[v]["best_test"]):
         d = per[v]
         p = "" if "p_all" not in d or d["p_all"] != d["p_all"] else f", Welch p = {d['p_all']:.3g} against V"
@@ -809,6 +813,9 @@ def build_parser() -> argparse.ArgumentParser:
     gf.add_argument("--quick", action="store_true", help="the quick setting (a smoke run)")
     gf.add_argument("--task", choices=("jsb", "adding"), default="jsb",
                     help="jsb: the Bach chorales (default); adding: the adding problem at T = 30")
+    gf.add_argument("--report-only", action="store_true",
+                    help="train nothing: re-derive report.md, the figures and the analysis from "
+                         "OUT/results.json (after the analysis changed, or without the store)")
     gf.add_argument("--trials", type=_positive_int, metavar="N",
                     help="random-search trials per variant (default 20, adding 10; the paper ran 200)")
     gf.add_argument("--variants", type=_name_list, metavar="V,...",

@@ -32,6 +32,7 @@ the README).
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -44,7 +45,8 @@ from ..sweep.spec import run_id
 from ..train.config import TrainConfig
 from .runner import default_jobs
 
-__all__ = ["VARIANTS", "SPACE", "TASKS", "SETTINGS", "draw", "trial_config", "reproduce", "welch",
+__all__ = ["VARIANTS", "SPACE", "TASKS", "SETTINGS", "draw", "trial_config", "reproduce",
+           "rewrite_report", "welch",
            "main_effects", "analyse", "write_report"]
 
 #: The paper's names -> lstmlab's cells: V is the peephole LSTM, NP the modern one.
@@ -196,6 +198,36 @@ def reproduce(out: str, setting: str = "full", trials: int | None = None,
         else:
             rec["error"] = row.get("error")
         records.append(rec)
+    _write_outputs(out, records, task, setting, st, figures, time.perf_counter() - t0,
+                   ray or f"{jobs} process(es)")
+    log(f"greff2017: wrote {os.path.join(out, 'results.json')} and {os.path.join(out, 'report.md')}"
+        f" ({time.perf_counter() - t0:.0f} s)")
+    return records
+
+
+# --------------------------------------------------------------------------------------------
+# Analysis
+def rewrite_report(out: str, figures: bool = True, log=print) -> tuple[list[dict], str]:
+    """Re-derive the analysis, report.md and the figures of a finished study from the records
+    in ``out/results.json`` alone (no training, no store): for a study whose analysis has
+    changed since it ran, or whose store is gone. Returns the records and the task."""
+    path = os.path.join(out, "results.json")
+    try:
+        with open(path) as f:
+            res = json.load(f)
+        records, task, setting = res["runs"], res.get("task", "jsb"), res["setting"]
+    except (OSError, ValueError, KeyError) as e:
+        raise ValueError(f"--out: no readable greff2017 results.json in {out} ({e})") from None
+    if task not in TASKS or setting not in SETTINGS[task]:
+        raise ValueError(f"--out: {path} has an unknown task or setting ({task!r}, {setting!r})")
+    st = {k: res[k] for k in SETTINGS[task][setting] if k in res}
+    _write_outputs(out, records, task, setting, st, figures, None, None)
+    log(f"greff2017: re-derived {os.path.join(out, 'report.md')} from {path}")
+    return records, task
+
+
+def _write_outputs(out, records, task, setting, st, figures, wall_s, where) -> None:
+    """results.json (the records and their analysis), the figures and report.md."""
     analysis = analyse(records, task)
     atomic_write_json(os.path.join(out, "results.json"),
                       {"task": task, "setting": setting, **st, "runs": records, "analysis": analysis},
@@ -209,15 +241,9 @@ def reproduce(out: str, setting: str = "full", trials: int | None = None,
                 records, os.path.join(out, "figures", "boxes.png"), task)
             figs["learning rate against the test metric"] = plot_lr(
                 records, os.path.join(out, "figures", "lr.png"), task)
-    write_report(out, records, analysis, figs, setting, st, time.perf_counter() - t0,
-                 ray or f"{jobs} process(es)", task)
-    log(f"greff2017: wrote {os.path.join(out, 'results.json')} and {os.path.join(out, 'report.md')}"
-        f" ({time.perf_counter() - t0:.0f} s)")
-    return records
+    write_report(out, records, analysis, figs, setting, st, wall_s, where, task)
 
 
-# --------------------------------------------------------------------------------------------
-# Analysis
 # --------------------------------------------------------------------------------------------
 
 def welch(a, b) -> tuple[float, float]:
@@ -347,8 +373,9 @@ def write_report(out, records, analysis, figs, setting, st, wall_s, where, task:
              f"`lstmlab reproduce greff2017{flags}`: "
              f"{len(records)} trials ({st['trials']} per variant, {budget}, early stopping after "
              f"{st['patience']} evaluations without a better validation {m.upper()}), "
-             f"{wall_s:.0f} s on {where} (finished trials in the store are reused; the trials' "
-             f"own times add up to {sum(r.get('wall_s') or 0.0 for r in records):.0f} s). "
+             + (f"{wall_s:.0f} s on {where} (finished trials in the store are reused; "
+                if wall_s is not None else "this report re-derived from results.json (")
+             + f"the trials' own times add up to {sum(r.get('wall_s') or 0.0 for r in records):.0f} s). "
              f"The {spec['unit']} of each trial's best validation weights.", "",
              f"| variant | cell | trials done | learnt | best trial's test {m.upper()} | its "
              f"validation {m.upper()} | median test {m.upper()} | Welch p vs V (all) | "

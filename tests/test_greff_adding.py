@@ -15,7 +15,7 @@ def test_adding_trial_is_the_drawn_point_on_the_adding_problem():
     cfg = greff2017.trial_config("CIFG", hp, patience=4, task="adding", updates=1000)
     assert (cfg.task, cfg.task_args, cfg.variant) == ("adding", {"T": greff2017.ADDING_T}, "cifg")
     assert cfg.batch == greff2017.ADDING_BATCH and cfg.iters == 1000 and cfg.patience == 4
-    assert cfg.lr == pytest.approx(hp["lr"] * greff2017.ADDING_BATCH)
+    assert cfg.lr == pytest.approx(hp["lr"] * greff2017.ADDING_LR_SCALE)
     assert cfg.momentum == pytest.approx(1 - hp["one_minus_momentum"])
     assert cfg.hidden == hp["hidden"] and cfg.input_noise == pytest.approx(hp["input_noise"])
     assert cfg.optimizer == "sgd" and cfg.clip == 0.0 and cfg.schedule == "constant"
@@ -36,7 +36,7 @@ def test_reproduce_greff_adding_quick_command(tmp_path, capsys):
     for r in res["runs"]:
         assert r["status"] == "done" and 0 <= r["best_update"] <= 100
         assert np.isfinite(r["test_mse"]) and 0 <= r["test_solve_rate"] <= 1
-        assert "test_nll" not in r
+        assert "test_nll" not in r and r["input_noise"] == 0.0
     rep = (out / "report.md").read_text()
     assert rep.startswith("# Greff et al. (2017) on the adding problem (T = 30)")
     assert "| V | `peephole` |" in rep and "--task adding --quick" in rep

@@ -364,20 +364,33 @@ def _cmd_reproduce_greff(args) -> int:
 
     log = (lambda *a, **k: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
     if args.report_only:
+        given = [f for f, v in (("--task", args.task), ("--quick", args.quick), ("--trials", args.trials),
+                                ("--variants", args.variants), ("--ray", args.ray),
+                                ("--jobs", args.jobs)) if v]
+        if given:
+            raise ValueError(f"--report-only: trains nothing and takes the task from results.json; "
+                             f"drop {', '.join(given)}")
+        if args.out is None:
+            raise ValueError("--report-only: give the study's folder with --out")
         records, task = greff2017.rewrite_report(args.out, figures=not args.no_figures, log=log)
     else:
-        task = args.task
+        task = args.task or "jsb"
+        args.out = args.out or ("greff2017" if task == "jsb" else f"greff2017-{task}")
         records = greff2017.reproduce(args.out, setting="quick" if args.quick else "full",
                                       trials=args.trials, variants=args.variants, jobs=args.jobs,
                                       ray=args.ray, figures=not args.no_figures, quiet=args.quiet,
                                       log=log, task=task)
-    m = greff2017.TASKS[task]["metric"].upper()
+    spec = greff2017.TASKS[task]
     per = greff2017.analyse(records, task)["variants"]
-    for v in sorted(per, key=lambda v: per[v]["best_test"]):
+    scored = [v for v in per if per[v]["done"]]
+    for v in sorted(scored, key=lambda v: per[v]["best_test"]) + [v for v in per if v not in scored]:
         d = per[v]
         p = "" if "p_all" not in d or d["p_all"] != d["p_all"] else f", Welch p = {d['p_all']:.3g} against V"
-        print(f"{v:5s} best test {m} {d['best_test']:.4g}, median {d['median_test']:.4g} "
-              f"({d['done']} of {d['trials']} trials{p})")
+        best = "no scored trial" if not d["done"] else \
+            (f"best test {spec['metric'].upper()} {d['best_test']:{spec['fmt']}}, "
+             f"median {d['median_test']:{spec['fmt']}}")
+        div = f", {d['diverged']} diverged" if d["diverged"] else ""
+        print(f"{v:5s} {best} ({d['done']} of {d['trials']} trials{div}{p})")
     print(f"report: {args.out}/report.md")
     return 0
 
@@ -796,8 +809,9 @@ def build_parser() -> argparse.ArgumentParser:
     ab.set_defaults(func=_cmd_reproduce_ablation)
 
     gf = rs.add_parser(
-        "greff2017", help="LSTM: A Search Space Odyssey on the Bach chorales: nine LSTM variants "
-                          "and GRU, a random search each, Welch's t-tests, hyperparameter importance",
+        "greff2017", help="LSTM: A Search Space Odyssey on the Bach chorales (or the adding "
+                          "problem): nine LSTM variants and GRU, a random search each, Welch's "
+                          "t-tests, hyperparameter importance",
         description="Greff et al. (2017) on the Bach chorales of music21's corpus (task jsb; "
                     "needs pip install 'lstmlab[music]'): for each of V (peephole), NIG, NFG, NOG, "
                     "NIAF, NOAF, NP (lstm), CIFG, FGR and GRU, --trials draws from the paper's "
@@ -806,16 +820,19 @@ def build_parser() -> argparse.ArgumentParser:
                     "writes results.json, report.md (best and median test NLL per variant, Welch's "
                     "t-tests against V, hyperparameter importance, the paper's findings beside "
                     "ours) and figures/boxes.png, figures/lr.png, all runs in OUT/results.sqlite "
-                    "(resumable). --task adding runs the same study on a long-lag task, the "
+                    "(resumable). --task adding runs the study on a long-lag task instead, the "
                     "adding problem at T = 30 (10 trials per variant, at most 5000 updates of 8 "
-                    "sequences), metric the test MSE. --quick: 20 chorales, 2 trials of 2 epochs "
-                    "(adding: 2 trials of 100 updates).")
+                    "sequences; the learning rate 100 times the drawn one, no input noise), "
+                    "metric the test MSE, into ./greff2017-adding by default. --quick: 20 "
+                    "chorales, 2 trials of 2 epochs (adding: 2 trials of 100 updates).")
     gf.add_argument("--quick", action="store_true", help="the quick setting (a smoke run)")
-    gf.add_argument("--task", choices=("jsb", "adding"), default="jsb",
+    gf.add_argument("--task", choices=("jsb", "adding"),
                     help="jsb: the Bach chorales (default); adding: the adding problem at T = 30")
     gf.add_argument("--report-only", action="store_true",
-                    help="train nothing: re-derive report.md, the figures and the analysis from "
-                         "OUT/results.json (after the analysis changed, or without the store)")
+                    help="train nothing: re-derive report.md, the figures and results.json's "
+                         "analysis from the records in OUT/results.json (after the analysis "
+                         "changed, or without the store); the task comes from the file; takes "
+                         "only --out, --no-figures and --quiet")
     gf.add_argument("--trials", type=_positive_int, metavar="N",
                     help="random-search trials per variant (default 20, adding 10; the paper ran 200)")
     gf.add_argument("--variants", type=_name_list, metavar="V,...",
@@ -824,7 +841,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run the trials on Ray: 'local' starts an instance here, 'auto' joins this "
                          "machine's cluster, or HOST:PORT (needs pip install 'lstmlab[ray]')")
     _output_options(gf, "greff2017")
-    gf.set_defaults(func=_cmd_reproduce_greff)
+    gf.set_defaults(func=_cmd_reproduce_greff, out=None)
     return p
 
 

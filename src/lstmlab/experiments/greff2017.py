@@ -75,12 +75,16 @@ SETTINGS = {"jsb": {"quick": {"trials": 2, "epochs": 2, "patience": 2, "limit": 
 #: everywhere); those that never left it would otherwise dominate the variance.
 LEARNT_BELOW = 0.5 * 88 * math.log(2)
 #: Per task: the records' metric (``valid_<metric>``, ``test_<metric>``, lower is better), its
-#: unit, and the threshold below which a trial counts as having learnt (jsb: above; adding:
-#: 0.95 times the constant predictor's 1/6, the long-range study's criterion).
-TASKS = {"jsb": {"metric": "nll", "unit": "test NLL (nats per frame)",
-                 "title": "the Bach chorales", "learnt_below": LEARNT_BELOW},
+#: unit, the threshold below which a trial counts as having learnt (jsb: above; adding: 0.95
+#: times the constant predictor's 1/6, the long-range study's criterion), the factor from the
+#: drawn learning rate to the one a trial uses, the report's number format and whether the
+#: figures plot the metric on a log scale.
+TASKS = {"jsb": {"metric": "nll", "unit": "test NLL (nats per frame)", "title": "the Bach chorales",
+                 "learnt_below": LEARNT_BELOW, "lr_scale": FRAMES_PER_CHORALE, "fmt": ".3f",
+                 "log": False},
          "adding": {"metric": "mse", "unit": "test MSE (last step)",
-                    "title": f"the adding problem (T = {ADDING_T})", "learnt_below": 0.95 / 6.0}}
+                    "title": f"the adding problem at T = {ADDING_T}", "learnt_below": 0.95 / 6.0,
+                    "lr_scale": ADDING_LR_SCALE, "fmt": ".4f", "log": True}}
 #: Published JSB test NLLs (nats per frame) the report puts ours beside.
 PUBLISHED = (("tanh RNN", 9.10, "Chung et al. 2014"), ("GRU", 8.54, "Chung et al. 2014"),
              ("LSTM", 8.67, "Chung et al. 2014"), ("LSTM", 8.45, "Bai et al. 2018"),
@@ -105,25 +109,29 @@ def trial_config(variant: str, hp: dict, epochs: int = 0, patience: int = 5, lim
                  task: str = "jsb", updates: int = 0) -> TrainConfig:
     """The run of one trial: ``variant`` a key of VARIANTS, ``hp`` from :func:`draw`.
 
-    jsb: an epoch is as many updates (one chorale each, drawn with replacement) as there are
+    jsb: ``epochs`` of as many updates (one chorale each, drawn with replacement) as there are
     training chorales; the validation NLL is measured after each. adding: ``updates`` batches
-    of ADDING_BATCH, the validation MSE (512 held-out sequences) every 250; the caller passes
-    ``input_noise`` 0 (see the module doc)."""
+    of ADDING_BATCH, the validation MSE (512 held-out sequences) every 250, no input noise
+    whatever ``hp`` says (see the module doc)."""
+    if task not in TASKS:
+        raise ValueError(f"task: expected one of {', '.join(TASKS)}, got {task!r}")
+    budget = ("updates", updates) if task == "adding" else ("epochs", epochs)
+    if isinstance(budget[1], bool) or not isinstance(budget[1], int) or budget[1] < 1:
+        raise ValueError(f"{budget[0]}: expected an integer >= 1 for task {task}, got {budget[1]!r}")
+    noise = 0.0 if task == "adding" else float(hp["input_noise"])
     common = dict(variant=VARIANTS[variant], hidden=int(hp["hidden"]), seed=0, optimizer="sgd",
                   momentum=1.0 - float(hp["one_minus_momentum"]), schedule="constant", clip=0.0,
-                  input_noise=float(hp["input_noise"]), patience=patience, dtype="float32")
+                  input_noise=noise, patience=patience, dtype="float32")
     if task == "adding":
         every = min(250, updates)
         return TrainConfig(task="adding", task_args={"T": ADDING_T}, iters=updates,
-                           batch=ADDING_BATCH, lr=float(hp["lr"]) * ADDING_LR_SCALE,
+                           batch=ADDING_BATCH, lr=float(hp["lr"]) * TASKS["adding"]["lr_scale"],
                            eval_every=every, eval_size=512, checkpoint_every=4 * every, **common)
-    if task != "jsb":
-        raise ValueError(f"task: expected one of {', '.join(TASKS)}, got {task!r}")
     from ..tasks.chorales import load_chorales
     n_train = len(load_chorales(limit).split("train"))
     args = {} if limit is None else {"limit": limit}
     return TrainConfig(task="jsb", task_args=args, test_task_args={"split": "valid"},
-                       iters=epochs * n_train, batch=1, lr=float(hp["lr"]) * FRAMES_PER_CHORALE,
+                       iters=epochs * n_train, batch=1, lr=float(hp["lr"]) * TASKS["jsb"]["lr_scale"],
                        eval_every=n_train, eval_size=1, checkpoint_every=n_train, **common)
 
 
@@ -162,6 +170,10 @@ def reproduce(out: str, setting: str = "full", trials: int | None = None,
         raise ValueError(f"variants: expected some of {', '.join(VARIANTS)}, got {bad or names}")
     jobs = default_jobs() if jobs is None else jobs
     check_out_dir(out)
+    held = _study_task(out)
+    if held not in (None, task):
+        raise ValueError(f"--out: {out} holds the {held} study; give the {task} study a folder "
+                         "of its own")
     if task == "jsb":
         from ..tasks.chorales import load_chorales
         load_chorales(st["limit"], progress=not quiet)   # parse (or read the cache) once, here
@@ -172,7 +184,7 @@ def reproduce(out: str, setting: str = "full", trials: int | None = None,
         for k in range(st["trials"]):
             hp = draw(list(VARIANTS).index(v), k)
             if task == "adding":
-                hp["input_noise"] = 0.0                 # it would hide the markers
+                hp["input_noise"] = 0.0                 # not searched: it would hide the markers
             plan.append((v, k, hp, trial_config(v, hp, patience=st["patience"], task=task, **budget)))
     runs = list({run_id(c.to_dict()): c.to_dict() for *_, c in plan}.items())
     log(f"greff2017 {task} ({setting}): {len(names)} variants x {st['trials']} trials = "
@@ -211,32 +223,62 @@ def reproduce(out: str, setting: str = "full", trials: int | None = None,
 
 
 # --------------------------------------------------------------------------------------------
-# Analysis
+# The study's files
+# --------------------------------------------------------------------------------------------
+
+def _study_task(out) -> str | None:
+    """The task of the study whose results.json is in ``out`` (None: no readable one)."""
+    try:
+        with open(os.path.join(out, "results.json")) as f:
+            res = json.load(f)
+        return res.get("task", "jsb") if isinstance(res, dict) and "runs" in res else None
+    except (OSError, ValueError):
+        return None
+
+
+#: What every record needs for the analysis (and, once done, ``valid_<m>``, ``test_<m>``).
+_RECORD_KEYS = ("variant", "trial", "status", "lr", "hidden", "one_minus_momentum", "input_noise")
+
+
 def rewrite_report(out: str, figures: bool = True, log=print) -> tuple[list[dict], str]:
     """Re-derive the analysis, report.md and the figures of a finished study from the records
     in ``out/results.json`` alone (no training, no store): for a study whose analysis has
-    changed since it ran, or whose store is gone. Returns the records and the task."""
+    changed since it ran, or whose store is gone. The task and setting come from the file.
+    Returns the records and the task."""
     path = os.path.join(out, "results.json")
+
+    def bad(why):
+        return ValueError(f"--out: {path} is not a greff2017 results.json ({why})")
+
     try:
         with open(path) as f:
             res = json.load(f)
-        records, task, setting = res["runs"], res.get("task", "jsb"), res["setting"]
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError) as e:
         raise ValueError(f"--out: no readable greff2017 results.json in {out} ({e})") from None
-    if task not in TASKS or setting not in SETTINGS[task]:
-        raise ValueError(f"--out: {path} has an unknown task or setting ({task!r}, {setting!r})")
-    st = {k: res[k] for k in SETTINGS[task][setting] if k in res}
-    _write_outputs(out, records, task, setting, st, figures, None, None)
+    if not isinstance(res, dict) or not isinstance(res.get("runs"), list):
+        raise bad("no list of runs")
+    task, setting = res.get("task", "jsb"), res.get("setting")
+    if not isinstance(task, str) or task not in TASKS or not isinstance(setting, str) \
+            or setting not in SETTINGS[task]:
+        raise bad(f"unknown task or setting: {task!r}, {setting!r}")
+    missing = [k for k in SETTINGS[task][setting] if k not in res]
+    if missing:
+        raise bad(f"no {', '.join(missing)}")
+    m = TASKS[task]["metric"]
+    for i, r in enumerate(res["runs"]):
+        need = _RECORD_KEYS + ((f"valid_{m}", f"test_{m}") if isinstance(r, dict)
+                               and r.get("status") == "done" else ())
+        if not isinstance(r, dict) or any(k not in r for k in need) or r["variant"] not in VARIANTS:
+            raise bad(f"run {i} lacks one of {', '.join(need)} or has an unknown variant")
+    st = {k: res[k] for k in SETTINGS[task][setting]}
+    _write_outputs(out, res["runs"], task, setting, st, figures, None, None)
     log(f"greff2017: re-derived {os.path.join(out, 'report.md')} from {path}")
-    return records, task
+    return res["runs"], task
 
 
 def _write_outputs(out, records, task, setting, st, figures, wall_s, where) -> None:
-    """results.json (the records and their analysis), the figures and report.md."""
+    """The figures, report.md and, last, results.json (the records and their analysis)."""
     analysis = analyse(records, task)
-    atomic_write_json(os.path.join(out, "results.json"),
-                      {"task": task, "setting": setting, **st, "runs": records, "analysis": analysis},
-                      sort_keys=False)
     figs = {}
     if figures:
         from ..viz import have_matplotlib
@@ -247,8 +289,13 @@ def _write_outputs(out, records, task, setting, st, figures, wall_s, where) -> N
             figs["learning rate against the test metric"] = plot_lr(
                 records, os.path.join(out, "figures", "lr.png"), task)
     write_report(out, records, analysis, figs, setting, st, wall_s, where, task)
+    atomic_write_json(os.path.join(out, "results.json"),
+                      {"task": task, "setting": setting, **st, "runs": records, "analysis": analysis},
+                      sort_keys=False)
 
 
+# --------------------------------------------------------------------------------------------
+# Analysis
 # --------------------------------------------------------------------------------------------
 
 def welch(a, b) -> tuple[float, float]:
@@ -303,15 +350,16 @@ def analyse(records, task: str = "jsb") -> dict:
     done = [r for r in records if r.get(tk) is not None and np.isfinite(r[tk])]
     per = {}
     for v in VARIANTS:
-        rs = sorted((r for r in done if r["variant"] == v), key=lambda r: r[vk])
-        if not rs:
-            continue
-        top = rs[:max(2, int(math.ceil(0.1 * len(rs))))]
         mine = [r for r in records if r["variant"] == v]
+        if not mine:
+            continue
+        rs = sorted((r for r in done if r["variant"] == v), key=lambda r: r[vk])
+        top = rs[:max(2, int(math.ceil(0.1 * len(rs))))]
         per[v] = {"trials": len(mine), "done": len(rs),
                   "diverged": sum(r["status"] == "diverged" for r in mine),
-                  "best_test": rs[0][tk], "best_valid": rs[0][vk], "best_trial": rs[0]["trial"],
-                  "median_test": float(np.median([r[tk] for r in rs])),
+                  "best_test": rs[0][tk] if rs else None, "best_valid": rs[0][vk] if rs else None,
+                  "best_trial": rs[0]["trial"] if rs else None,
+                  "median_test": float(np.median([r[tk] for r in rs])) if rs else None,
                   "learnt": sum(r[tk] < TASKS[task]["learnt_below"] for r in rs),
                   "all": [r[tk] for r in rs], "top": [r[tk] for r in top]}
     for v, d in per.items():
@@ -373,25 +421,29 @@ _DEVIATIONS = {
 def write_report(out, records, analysis, figs, setting, st, wall_s, where, task: str = "jsb") -> str:
     per, imp = analysis["variants"], analysis["importance"]
     spec = TASKS[task]
-    m = spec["metric"]
-    order = sorted(per, key=lambda v: per[v]["best_test"])
+    M = spec["metric"].upper()
+    order = sorted(per, key=lambda v: (per[v]["best_test"] is None, per[v]["best_test"] or 0.0))
     flags = (" --task adding" if task != "jsb" else "") + (" --quick" if setting == "quick" else "") \
         + ("" if st["trials"] == SETTINGS[task][setting]["trials"] else f" --trials {st['trials']}")
-    budget = (f"at most {st['epochs']} epochs" if task == "jsb" else
-              f"at most {st['updates']} updates of {ADDING_BATCH} sequences")
+    budget = (f"at most {st['epochs']} epochs, the validation NLL after each" if task == "jsb" else
+              f"at most {st['updates']} updates of {ADDING_BATCH} sequences, the validation MSE "
+              "every 250")
     lines = [f"# Greff et al. (2017) on {spec['title']} ({setting} setting)", "",
              f"`lstmlab reproduce greff2017{flags}`: "
-             f"{len(records)} trials ({st['trials']} per variant, {budget}, early stopping after "
-             f"{st['patience']} evaluations without a better validation {m.upper()}), "
+             f"{len(records)} trials ({st['trials']} per variant, {budget}; early stopping after "
+             f"{st['patience']} evaluations without a better one), "
              + (f"{wall_s:.0f} s on {where} (finished trials in the store are reused; "
                 if wall_s is not None else "this report re-derived from results.json (")
              + f"the trials' own times add up to {sum(r.get('wall_s') or 0.0 for r in records):.0f} s). "
              f"The {spec['unit']} of each trial's best validation weights.", "",
-             f"| variant | cell | trials done | learnt | best trial's test {m.upper()} | its "
-             f"validation {m.upper()} | median test {m.upper()} | Welch p vs V (all) | "
-             "Welch p vs V (top 10%) |",
+             f"| variant | cell | trials done | learnt | best trial's test {M} | its "
+             f"validation {M} | median test {M} | Welch p vs V (all) | "
+             "Welch p vs V (top 10%, at least 2) |",
              "|---|---|---|---|---|---|---|---|---|"]
-    fmt = (lambda x: f"{x:.3f}") if task == "jsb" else (lambda x: f"{x:.3g}")  # noqa: E731
+
+    def fmt(x):
+        return "" if x is None else format(x, spec["fmt"])
+
     for v in order:
         d = per[v]
         p = lambda key: "" if v == "V" or not np.isfinite(d.get(key, float("nan"))) else \
@@ -406,33 +458,36 @@ def write_report(out, records, analysis, figs, setting, st, wall_s, where, task:
                   "Published JSB test NLLs: " + "; ".join(f"{n} {x:.2f} ({src})" for n, x, src in PUBLISHED)
                   + ". Greff et al. report their JSB results as figures, not a table.", ""]
     else:
-        lines += [f"'learnt': test MSE below {spec['learnt_below']:.3g}, 0.95 times the constant "
-                  "predictor's 1/6 (the long-range study's criterion). No published numbers "
-                  "exist for this search on this task.", ""]
+        lines += [f"'learnt': test MSE below {spec['learnt_below']:.4f}, 0.95 times the constant "
+                  "predictor's 1/6 (the long-range study's criterion). A diverged trial (an "
+                  "infinite loss) is counted but not scored. We know of no published numbers "
+                  "for this search on this task.", ""]
     if imp:
         lines += ["## Hyperparameter importance", "",
-                  f"Fraction of the variance of the test {m.upper()} over "
-                  f"{analysis['importance_trials']} LSTM-variant trials that each hyperparameter "
-                  "explains alone (`main_effects`: fANOVA's main effects for independent draws, "
-                  "estimated by binning):", ""]
+                  f"Fraction of the variance of the test {M} over "
+                  f"{analysis['importance_trials']} scored LSTM-variant trials that each "
+                  "hyperparameter explains alone (`main_effects`: fANOVA's main effects for "
+                  "independent draws, estimated by binning):", ""]
         lines += [f"- {k}: {x:.2f}" for k, x in sorted(imp.items(), key=lambda kv: -kv[1])]
         il = analysis.get("importance_learnt") or {}
         if il:
             lines += ["", f"The same over the {analysis['learnt_trials']} trials that learnt (the "
-                      "others stay near the untrained model's level and would dominate the variance):", ""]
+                      "others, far from the learnt ones, would dominate the variance):", ""]
             lines += [f"- {k}: {x:.2f}" for k, x in sorted(il.items(), key=lambda kv: -kv[1])]
         step = analysis.get("effective_step") or {}
         if step:
-            lines += ["", f"The step `lr / (1 - momentum)` (a function of two draws) explains "
-                      f"{step['fraction']:.2f} of the same variance alone. Median test "
-                      f"{m.upper()} of the trials that learnt, per decade of it:", "",
+            lines += ["", f"The step `lr / (1 - momentum)` (a function of two draws; lr on the "
+                      f"paper's scale, the trials use {spec['lr_scale']:g} times it) explains "
+                      f"{step['fraction']:.2f} of the variance over the trials that learnt alone. "
+                      f"Their median test {M} per decade of it:", "",
                       "| lr / (1 - momentum) | trials | median |", "|---|---|---|"]
             lines += [f"| 1e{d} to 1e{d + 1} | {n} | {fmt(med)} |" for d, n, med in step["by_decade"]]
         lines.append("")
     learnt = bool(analysis.get("importance_learnt"))
     lines += ["## Beside the paper", ""] + _beside(
         per, analysis["importance_learnt"] if learnt else imp,
-        "trials that learnt" if learnt else "all trials", analysis.get("effective_step") or {})
+        "trials that learnt" if learnt else "all scored trials", analysis.get("effective_step") or {},
+        task)
     for name, path in figs.items():
         lines += ["", f"![{name}]({os.path.relpath(path, out)})"]
     lines += ["", "## Deviations", ""]
@@ -446,7 +501,9 @@ def write_report(out, records, analysis, figs, setting, st, wall_s, where, task:
     return text
 
 
-def _beside(per, imp, which: str, step=None) -> list[str]:
+def _beside(per, imp, which: str, step=None, task: str = "jsb") -> list[str]:
+    """The paper's findings beside ours. Its findings come from TIMIT, IAM Online and JSB: on
+    the chorales a verdict (agrees or not), on another task only the comparison."""
     out = []
 
     def sig(v, key="p_all"):
@@ -455,18 +512,20 @@ def _beside(per, imp, which: str, step=None) -> list[str]:
             return None
         return d[key] < 0.05, d["t" + key[1:]] > 0
 
+    where = "" if task == "jsb" else f" on {TASKS[task]['title']}"
     for v, paper in (("NFG", "significantly worse"), ("NOAF", "significantly worse"),
                      ("CIFG", "no significant difference"), ("NP", "no significant difference")):
         s = sig(v)
         if s is None:
-            out.append(f"- {v}: the paper finds {paper}; not tested here (too few trials).")
+            out.append(f"- {v}: the paper finds {paper}; not tested here{where} (too few trials).")
             continue
         ours = ("significantly worse" if s[1] else "significantly better") if s[0] else \
             "no significant difference"
-        agree = (ours == paper)
-        out.append(f"- {v}: the paper finds {paper}; we find {ours} (p = {per[v]['p_all']:.3g}, "
-                   f"{per[v]['done']} against {per['V']['done']} trials): "
-                   f"{'agrees' if agree else 'does NOT agree'}.")
+        verdict = (": agrees" if ours == paper else ": does NOT agree") if task == "jsb" else \
+            (", the same as the paper's" if ours == paper else ", unlike the paper's")
+        out.append(f"- {v}: the paper finds {paper}; we find {ours}{where} (p = "
+                   f"{per[v]['p_all']:.3g}, {per[v]['done']} against {per['V']['done']} scored "
+                   f"trials){verdict}.")
     if imp:
         top = max((k for k in imp if k != "interactions"), key=lambda k: imp[k])
         out.append(f"- The paper finds the learning rate by far the most important "
@@ -480,6 +539,6 @@ def _beside(per, imp, which: str, step=None) -> list[str]:
         if step:
             out.append(f"- The step lr / (1 - momentum), the learning rate and momentum together, "
                        f"explains {step['fraction']:.2f} alone"
-                       + (f", more than any one hyperparameter: it is what matters most here."
-                          if step["fraction"] > imp[top] else "."))
+                       + (", more than any single hyperparameter." if step["fraction"] > imp[top]
+                          else "."))
     return out

@@ -21,12 +21,13 @@ def _done(records, key):
 
 def _metric(task):
     from ..experiments.greff2017 import TASKS
-    return TASKS[task]["metric"], TASKS[task]["unit"], TASKS[task]["title"]
+    t = TASKS[task]
+    return t["metric"], t["unit"], t["title"], t["log"]
 
 
 def plot_boxes(records, path, task: str = "jsb") -> str:
     plt = _plt()
-    m, unit, title = _metric(task)
+    m, unit, title, log = _metric(task)
     tk = f"test_{m}"
     rs = _done(records, tk)
     variants = sorted({r["variant"] for r in rs},
@@ -44,7 +45,7 @@ def plot_boxes(records, path, task: str = "jsb") -> str:
         ax.legend(fontsize=7)
     ax.set_xticks(range(1, len(variants) + 1))
     ax.set_xticklabels(variants, fontsize=8)
-    if task != "jsb":
+    if log:
         ax.set_yscale("log")
     ax.set_ylabel(unit)
     ax.set_title(f"{title}: every trial per variant, ranked by median", fontsize=10)
@@ -54,7 +55,7 @@ def plot_boxes(records, path, task: str = "jsb") -> str:
 
 def plot_lr(records, path, task: str = "jsb") -> str:
     plt = _plt()
-    m, unit, _ = _metric(task)
+    m, unit, _, log = _metric(task)
     rs = _done(records, f"test_{m}")
     variants = list(dict.fromkeys(r["variant"] for r in rs))
     cols = min(5, max(len(variants), 1))
@@ -63,7 +64,7 @@ def plot_lr(records, path, task: str = "jsb") -> str:
                              sharex=True, sharey=True)
     for ax, v in zip(axes.flat, variants):
         pts = [(r["lr"], r[f"test_{m}"]) for r in rs if r["variant"] == v]
-        (ax.loglog if task != "jsb" else ax.semilogx)([p[0] for p in pts], [p[1] for p in pts],
+        (ax.loglog if log else ax.semilogx)([p[0] for p in pts], [p[1] for p in pts],
                                                       "o", ms=3.5)
         ax.set_title(v, fontsize=9)
         ax.grid(alpha=0.3)

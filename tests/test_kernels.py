@@ -745,25 +745,3 @@ def test_warmup_reports_a_failing_process():
         kernels.warmup(jobs=0)
     with pytest.raises(ValueError, match="dtypes"):
         kernels.warmup(("int32",), jobs=2)
-
-
-def _torch_matmul():
-    torch_front = pytest.importorskip("lstmlab.torch._compiled")
-    return torch_front._torch_matmul
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("mat", ["numpy", "torch"])
-def test_dw_products_on_a_contiguous_copy_keep_the_bits(dtype, mat):
-    """The loops' dW products copy A^T before the product (OpenBLAS's transposed-operand kernel
-    is 3-4x slower on these tall operands); the stored runs keep their bits only if that gives
-    exactly A^T B, on the shapes the experiments use and on odd ones, through NumPy's matmul
-    and through torch's (the PyTorch front end's)."""
-    from lstmlab.kernels._api import _tn
-    matmul = np.matmul if mat == "numpy" else _torch_matmul()
-    rng = np.random.default_rng(3)
-    for N, G, K in [(3200, 512, 128), (6400, 1024, 65), (150, 132, 33), (54, 600, 200),
-                    (1, 164, 41), (7, 800, 2)]:
-        A = rng.standard_normal((N, G)).astype(dtype)
-        Bm = rng.standard_normal((N, K)).astype(dtype)
-        assert np.array_equal(_tn(matmul, A, Bm), matmul(A.T, Bm)), (N, G, K)

@@ -249,15 +249,6 @@ def _step_rhs(W):
     return np.ascontiguousarray(W.T)
 
 
-def _tn(mat, A, Bm):
-    """``A^T Bm`` (the dW products: A (N, G*H) the gate errors of all steps, Bm (N, K)) with
-    ``A^T`` copied C-contiguous first. OpenBLAS's transposed-operand kernel is 3-4x slower on
-    these tall operands (float32, N 3200, 512 x 128: 50 ms against 12 ms on this project's
-    2-core machines), and the copy takes the same kernel path inside, so the bits are the same
-    (``tests/test_kernels.py`` checks it on both dtypes)."""
-    return mat(np.ascontiguousarray(A.T), Bm)
-
-
 def _ifo(H):
     """Indices of the i, f, o blocks in a 4H gate row."""
     return np.r_[0:2 * H, 3 * H:4 * H]
@@ -339,7 +330,7 @@ def input_projection_backward(dxp, x, W_ih, input_grad=True):
         return cells.input_projection_backward(dxp, x, W_ih, input_grad)
     d2 = _c(dxp, dt).reshape(T * B, -1)                           # (T*B, G*H)
     if D > PROJ_MAX_D:
-        dWb = _tn(np.matmul, d2, _with_ones_column(x.reshape(T * B, D), dt))  # (G*H, D+1) = [dW_ih, db]
+        dWb = d2.T @ _with_ones_column(x.reshape(T * B, D), dt)    # (G*H, D+1) = [dW_ih, db]
         dx = (d2 @ np.asarray(W_ih, dtype=dt)).reshape(T, B, D) if input_grad else None
         return dx, np.ascontiguousarray(dWb[:, :D]), np.ascontiguousarray(dWb[:, D])
     dx = np.empty((T * B if input_grad else 0, D), dtype=dt)
@@ -467,13 +458,13 @@ def lstm_loop_backward(spec, Hs, Cs, G, W_hh, peep, R, mask, dY, dh_n, dc_n, *, 
         _call(_jit.merge_rows, dt, dh, mm, m, 0)
         if spec.peephole:
             dpeep = dpeep_rows.sum(axis=0).reshape(3, H)
-        dW_hh = _tn(mat, dxp.reshape(T * B, H4), Hs[:-1].reshape(T * B, H))  # sum_t da_t^T h_{t-1}
+        dW_hh = mat(dxp.reshape(T * B, H4).T, Hs[:-1].reshape(T * B, H))  # sum_t da_t^T h_{t-1}
     dR = None
     if spec.full_gate_recurrence:
         idx = _ifo(H)
         if T > 1:
             Gr = cells.lstm_gate_rows(G)
-            M = _tn(mat, dxp[1:].reshape(-1, H4), Gr[:-1].reshape(-1, H4))  # (4H, 4H)
+            M = mat(dxp[1:].reshape(-1, H4).T, Gr[:-1].reshape(-1, H4))  # (4H, 4H)
             dR = np.ascontiguousarray(M[np.ix_(idx, idx)])
         else:
             dR = np.zeros((3 * H, 3 * H), dtype=dt)
@@ -540,7 +531,7 @@ def gru_loop_backward(Hs, G, HPn, W_hh, mask, dY, dh_n, *, large=None, matmul=No
         np.add(dhz, mm, out=mm)
         _call(_jit.merge_rows, dt, dh, mm, m, 0)
     D2 = DHP.reshape(T * B, H3)
-    dW_hh = _tn(mat, D2, Hs[:-1].reshape(T * B, H))
+    dW_hh = mat(D2.T, Hs[:-1].reshape(T * B, H))
     db_hh = D2.sum(axis=0)
     return dxp, dW_hh, db_hh, dh
 
@@ -593,7 +584,7 @@ def rnn_loop_backward(Hs, W_hh, mask, dY, dh_n, *, large=None, matmul=None):
             _call(_jit.rnn_bwd_step, dt, t, Hs, m, dY, dh, mm, dxp, one)
             mat(dxp[t], W, out=mm)
         _call(_jit.merge_rows, dt, dh, mm, m, 0)
-    dW_hh = _tn(mat, dxp.reshape(T * B, H), Hs[:-1].reshape(T * B, H))
+    dW_hh = mat(dxp.reshape(T * B, H).T, Hs[:-1].reshape(T * B, H))
     return dxp, dW_hh, dh
 
 

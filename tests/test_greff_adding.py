@@ -86,11 +86,12 @@ def test_analysis_counts_diverged_trials_and_finds_the_step(tmp_path):
     assert (v["trials"], v["done"], v["diverged"]) == (61, 60, 1)
     assert a["variants"]["NFG"]["diverged"] == 0
     step = a["effective_step"]["fraction"]
-    singles = {k: x for k, x in a["importance_learnt"].items() if k != "interactions"}
-    assert step > 0.6 and step > max(singles.values()) + 0.2
-    decades = a["effective_step"]["by_decade"]
-    assert sum(n for _, n, _ in decades) == a["learnt_trials"]
-    best = min(decades, key=lambda d: d[2])[0]
+    singles = {k: x for k, x in a["importance"].items() if k != "interactions"}
+    assert step > 0.6 and step > max(singles.values()) + 0.2     # adding: over all scored trials
+    decades = a["effective_step"]["by_decade"]                   # (decade, scored, learnt, diverged, median)
+    assert sum(d[1] for d in decades) == 120 and sum(d[3] for d in decades) == 1
+    assert sum(d[2] for d in decades) == a["learnt_trials"] > 0
+    best = min((d for d in decades if d[1]), key=lambda d: d[4])[0]
     assert best in (-4, -3)                           # the minimum of the U, at s = -3
     text = greff2017.write_report(str(tmp_path), recs, a, {},
                                   "quick", dict(greff2017.SETTINGS["adding"]["quick"]), 1.0,

@@ -344,9 +344,10 @@ def analyse(records, task: str = "jsb") -> dict:
     """Per variant the best trial (by validation) and the distribution over trials, Welch's
     t-tests against V, and the hyperparameter importance over the LSTM variants' trials (all,
     and those that learnt: below ``TASKS[task]["learnt_below"]``). ``effective_step``: the
-    fraction of the learnt trials' variance that the step ``lr / (1 - momentum)`` explains
-    alone (a function of two draws, so not one of the main effects), and the median test
-    metric per decade of it."""
+    fraction of the variance that the step ``lr / (1 - momentum)`` explains alone (a function
+    of two draws, so not one of the main effects) over the trials ``TASKS[task]
+    ["importance_on"]`` names, and per decade of it ``(decade, scored, learnt, diverged,
+    median test metric)`` over the LSTM variants' trials."""
     m = TASKS[task]["metric"]
     tk, vk = f"test_{m}", f"valid_{m}"
     done = [r for r in records if r.get(tk) is not None and np.isfinite(r[tk])]

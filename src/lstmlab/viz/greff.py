@@ -64,8 +64,8 @@ def plot_lr(records, path, task: str = "jsb") -> str:
                              sharex=True, sharey=True)
     for ax, v in zip(axes.flat, variants):
         pts = [(r["lr"], r[f"test_{m}"]) for r in rs if r["variant"] == v]
-        (ax.loglog if log else ax.semilogx)([p[0] for p in pts], [p[1] for p in pts],
-                                                      "o", ms=3.5)
+        plot = ax.loglog if log else ax.semilogx
+        plot([p[0] for p in pts], [p[1] for p in pts], "o", ms=3.5)
         ax.set_title(v, fontsize=9)
         ax.grid(alpha=0.3)
     for ax in axes[-1]:

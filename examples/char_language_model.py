@@ -12,7 +12,7 @@ differently, so their trajectories part slowly; the script reports each one's va
 bits per character after every epoch, the test split at the end, and the seconds per epoch
 (training plus that epoch's validation, one process, one thread each unless ``--threads``).
 
-    python examples/char_language_model.py                   # 2 x 256, 20 epochs (README)
+    python examples/char_language_model.py                   # 2 x 256, 10 epochs (README)
     python examples/char_language_model.py --hidden 128 --layers 1 --epochs 5
     python examples/char_language_model.py --quick           # a small smoke run
 """
@@ -133,7 +133,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--hidden", type=int, default=256)
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch and BLAS threads (default 1)")
     p.add_argument("--out", default="runs/charlm-side-by-side",

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from lstmlab.experiments.charlm import (charlm_config, generate, search_cells, split_metrics,
-                                        text_features)
+                                        text_features, word_stats)
 from lstmlab.tasks import make_task
-from lstmlab.tasks.text import default_corpus_text
+from lstmlab.tasks.text import CORPUS_MODULES, default_corpus_text
 from lstmlab.train.loop import load_run, train
 from lstmlab.viz.cells import dump_dom, find_chromium, screenshot, write_cells_html
 
@@ -47,6 +47,32 @@ def test_default_corpus_splits_and_vocabulary():
     assert a0 == 0 and a1 == b0 and b1 == t0 and t1 == len(c.text)
     assert abs((t1 - t0) / len(c.text) - 0.05) < 1e-3 and abs((b1 - b0) / len(c.text) - 0.05) < 1e-3
     assert c.decode(c.split("valid")) == c.text[b0:b1]
+
+
+def test_default_corpus_is_the_reference_and_stdlib_code_in_alternation():
+    import sysconfig
+    from pydoc_data.topics import topics
+    text = default_corpus_text()
+    lib = sysconfig.get_paths()["stdlib"]
+    code = [open(os.path.join(lib, m + ".py"), encoding="utf-8").read() for m in CORPUS_MODULES]
+    prose = [topics[k] for k in sorted(topics)]
+    docs = prose + code
+    assert len(text) == sum(map(len, docs)) + 2 * (len(docs) - 1)       # blank lines between
+    starts = sorted((text.index(d), len(d), i >= len(prose)) for i, d in enumerate(docs))
+    assert not starts[0][2]                                               # prose first
+    switches = sum(a[2] != b[2] for a, b in zip(starts, starts[1:]))
+    assert switches > 20
+    # the code share of the text read so far stays near one half once a few documents are in
+    done_code = np.cumsum([n * is_code for _, n, is_code in starts])
+    done_all = np.cumsum([n for _, n, _ in starts])
+    assert np.all(np.abs(done_code / done_all - 0.5)[len(starts) // 4:] < 0.1)
+
+
+def test_default_corpus_without_its_stdlib_modules_is_a_clear_error(monkeypatch, tmp_path):
+    import sysconfig
+    monkeypatch.setattr(sysconfig, "get_paths", lambda: {"stdlib": str(tmp_path)})
+    with pytest.raises(ValueError, match=r"built-in corpus needs the standard library's \w+\.py"):
+        default_corpus_text()
 
 
 def test_stream_batches_are_contiguous_chunks_and_targets_are_the_next_character(text_file):
@@ -127,6 +153,8 @@ def test_cli_train_sample_reproducible_and_cells(tmp_path, text_file):
     assert a.returncode == 0, a.stderr
     assert a.stdout == b.stdout and a.stdout != c.stdout and a.stdout.startswith("def ")
     assert len(a.stdout) == len("def ") + 120 + 1
+    w = run(*args, "--word-stats")
+    assert w.stdout == a.stdout and w.stderr.startswith("words: ")
     r = run("plot", str(out), "--cells", "--chars", "3000")
     assert r.returncode == 0, r.stderr
     page = (out / "figures" / "cells.html").read_text(encoding="utf-8")
@@ -208,3 +236,14 @@ def test_cells_page_renders_in_headless_chromium(tmp_path):
     red = (im[:, :, 0] > 200) & (im[:, :, 2] < 120)
     blue = (im[:, :, 2] > 200) & (im[:, :, 0] < 120)
     assert red.sum() > 50 and blue.sum() > 50                     # both ends of the scale shown
+
+
+def test_word_stats_counts_words_of_the_training_split(tmp_path, text_file):
+    cfg = _tiny(str(text_file), iters=2, eval_every=2)
+    train(cfg, tmp_path / "r", quiet=True)
+    r = load_run(tmp_path / "r")
+    w = word_stats(r, "def f12(x):\n    return zork + x * frob_1 + ret")
+    # def f12 x return zork x frob_1 (the cut 'ret' at the end is left out)
+    assert (w["words"], w["known"], w["invented"]) == (7, 5, ["zork", "frob_1"])
+    assert w["share"] == pytest.approx(5 / 7)
+    assert word_stats(r, "(1 + 2)")["words"] == 0

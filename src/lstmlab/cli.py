@@ -252,14 +252,22 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_sample(args) -> int:
-    from .experiments.charlm import generate, stream_write
+    from .experiments.charlm import generate, stream_write, word_stats
     from .train.loop import load_run
 
     run = load_run(args.run_dir)
     prime = args.prime.encode("utf-8").decode("unicode_escape") if args.escapes else args.prime
-    generate(run, prime=prime, length=args.length, temperature=args.temperature, top_k=args.top_k,
-             seed=args.seed, write=stream_write, echo_prime=not args.quiet_prime)
+    text = generate(run, prime=prime, length=args.length, temperature=args.temperature,
+                    top_k=args.top_k, seed=args.seed, write=stream_write,
+                    echo_prime=not args.quiet_prime)
     sys.stdout.write("\n")
+    if args.word_stats:
+        sys.stdout.flush()
+        w = word_stats(run, text)
+        share = f"{100 * w['share']:.0f}%" if w["words"] else "-"
+        others = ", ".join(w["invented"][:20]) + (", ..." if len(w["invented"]) > 20 else "")
+        print(f"words: {w['words']}, in the training text: {w['known']} ({share})"
+              + (f"; not: {others}" if others else ""), file=sys.stderr)
     return 0
 
 
@@ -521,9 +529,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "copy) and the headline metric. Defaults: lstmlab's msd-pair recipe (T=150, D in "
                     "[30, 60], H=8, batch 32, 3000 iterations); for msd, gts, pfg the paper's one-cell "
                     "network with identity squashing; for charlm (a character-level language model on "
-                    "--data, default CPython's language reference) a 2 x 256 LSTM on one-hot "
+                    "--data, default Python's language reference and 26 stdlib modules' source) a 2 x 256 LSTM on one-hot "
                     "characters, 32 streams, chunks of --seq-len 100 with the state carried, Adam "
-                    "3e-3 cosine, clip 5, float32, --epochs 20, bits per character on the "
+                    "3e-3 cosine, clip 5, float32, --epochs 10, bits per character on the "
                     "validation split each epoch and on the test split at the end. Exit code 1 "
                     "when training diverges (the last good checkpoint is kept).")
     t.add_argument("task", choices=list(TASKS), help="the task")
@@ -552,12 +560,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--task-arg", action="append", type=_task_arg, metavar="KEY=VALUE",
                    help="a task argument, e.g. D_min=20 or delays=[0,1] (repeatable)")
     t.add_argument("--data", metavar="FILE",
-                   help="charlm: a UTF-8 text file (default: the Python language reference that "
-                        "CPython ships, pydoc_data/topics.py, 465 KB)")
+                   help="charlm: a UTF-8 text file (default: what CPython ships, prose and code: "
+                        "the language reference, pydoc_data/topics.py, and 26 standard-library "
+                        "modules' source, 937 KB)")
     t.add_argument("--seq-len", type=_positive_int, metavar="N",
                    help="charlm: steps per truncated-BPTT chunk, the state carried between chunks (default 100)")
     t.add_argument("--epochs", type=_positive_int, metavar="N",
-                   help="charlm: passes over the training text (default 20; --iters overrides)")
+                   help="charlm: passes over the training text (default 10; --iters overrides)")
     t.add_argument("--attention", choices=["none", "dot", "general", "bahdanau"],
                    help="reverse, sort, addition, dates: the decoder's attention (default general; "
                         "none: the encoder's final state is all the decoder gets)")
@@ -673,6 +682,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="draw only among the K most likely characters")
     sm.add_argument("--seed", type=_nonneg_int, default=0, metavar="S",
                     help="seed of the draws (default 0)")
+    sm.add_argument("--word-stats", action="store_true",
+                    help="after the sample, print to stderr how many of its words (English words "
+                         "and Python names) occur in the training text, and the invented ones")
     sm.set_defaults(func=_cmd_sample)
 
     tr = sub.add_parser(

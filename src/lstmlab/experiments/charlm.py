@@ -5,7 +5,7 @@ The recipe (:func:`charlm_config`, what ``lstmlab train charlm`` starts from): o
 characters, ``layers`` x ``hidden`` recurrent layers (default 2 x 256 LSTM), a softmax readout;
 batch 32 streams, chunks of 100 steps with the state carried (truncated BPTT), Adam 3e-3 on a
 cosine schedule down to 1/20 of it, global-norm clip 5, float32, one evaluation on the
-validation split per epoch, 20 epochs (2,600 updates on the default corpus); cells with
+validation split per epoch, 10 epochs (2,630 updates on the default corpus); cells with
 peepholes have their cell state clipped to [-5, 5] (:data:`PEEPHOLE_CELL_CLIP`). Bits per character on held-out text are
 ``-sum_t log2 p(x_{t+1} | x_{<=t}) / N``, each held-out stream read from a zero state.
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 
 import numpy as np
@@ -29,11 +30,11 @@ import numpy as np
 from ..core.spec import CellSpec
 from ..train.config import TrainConfig
 
-__all__ = ["charlm_config", "split_metrics", "generate", "cell_activations", "text_features",
-           "search_cells", "FEATURES"]
+__all__ = ["charlm_config", "split_metrics", "generate", "word_stats", "cell_activations",
+           "text_features", "search_cells", "FEATURES"]
 
 #: The recipe's defaults (``lstmlab train charlm --help`` shows them).
-DEFAULTS = dict(variant="lstm", layers=2, hidden=256, batch=32, seq_len=100, epochs=20,
+DEFAULTS = dict(variant="lstm", layers=2, hidden=256, batch=32, seq_len=100, epochs=10,
                 lr=3e-3, clip=5.0, dropout=0.0, dtype="float32")
 
 #: Cells with peepholes train with their cell state clipped to [-5, 5]. Unclipped, the state
@@ -129,6 +130,29 @@ def generate(run: dict, prime: str = "\n", length: int = 500, temperature: float
             write(ch)
         logits, state = _step_logits(model, [nxt], state)
     return "".join(out)
+
+
+#: A word of :func:`word_stats`: a run of letters, digits and underscores that starts with a letter
+#: or underscore (an English word or a Python name).
+WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def word_stats(run: dict, text: str) -> dict:
+    """How many of the words of ``text`` (a sample) the model saw in its training split.
+
+    Words are :data:`WORD` matches; a last word that runs to the end of ``text`` is left out (it
+    may be cut). Returns ``words`` (the count), ``known`` (how many occur as words of the
+    training split), ``share`` (known / words, NaN without words) and ``invented`` (the others,
+    in order of first appearance)."""
+    _check_run(run)
+    train = run["task"].corpus
+    lo, hi = train.bounds[0]
+    seen = set(WORD.findall(train.text[lo:hi]))
+    words = [m.group() for m in WORD.finditer(text) if m.end() < len(text)]
+    invented = list(dict.fromkeys(w for w in words if w not in seen))
+    known = sum(w in seen for w in words)
+    return {"words": len(words), "known": known,
+            "share": known / len(words) if words else float("nan"), "invented": invented}
 
 
 def cell_activations(run: dict, n_chars: int = 20000, split: str = "valid",

@@ -13,11 +13,15 @@
     the next (truncated BPTT) and starts from zeros at ``k = 0``. Held-out text is scored the
     same way: the split as ``n`` streams, each read from a zero state to its end.
 
-The default corpus is the Python language reference that CPython ships in
-``pydoc_data/topics.py`` (79 topics joined in key order by blank lines, 465,126 characters, 103
-distinct), so it is on every machine with Python. ``data`` takes any UTF-8 file. The run folder
-keeps the vocabulary, the split boundaries and SHA-256 hashes of the text and of each split
-(:meth:`CharLM.describe`); :meth:`CharLM.check_description` refuses a file that has changed.
+The default corpus is Python as CPython ships it, prose and code: the language reference in
+``pydoc_data/topics.py`` (79 topics) and the source of 26 pure-Python standard-library modules
+(:data:`CORPUS_MODULES`), 937,481 characters and 109 distinct ones with Python 3.11.7. The
+documents are laid end to end, each next one taken from whichever kind has fewer characters so
+far, so prose and code alternate throughout; whole documents, so the splits' shares differ (with
+3.11.7, code is 51% of the training split, 25% of the validation and 67% of the test split). It is on every machine with Python, no download. ``data`` takes any
+UTF-8 file. The run folder keeps the vocabulary, the split boundaries and SHA-256 hashes of the
+text and of each split (:meth:`CharLM.describe`); :meth:`CharLM.check_description` refuses a
+file that has changed (or another Python's corpus).
 """
 from __future__ import annotations
 
@@ -36,13 +40,40 @@ __all__ = ["CharLM", "Corpus", "load_corpus", "default_corpus_text", "TEXT_TASKS
 
 SPLITS = ("train", "valid", "test")
 #: Name of the built-in corpus (``data=None``).
-DEFAULT_CORPUS = "pydoc_data/topics.py"
+DEFAULT_CORPUS = "python: pydoc_data/topics.py + 26 stdlib modules"
+#: The standard-library modules of the built-in corpus: pure Python, each under 60 KB, present in
+#: CPython 3.9 and later, their text ASCII but for a few names and symbols.
+CORPUS_MODULES = ("abc", "base64", "bisect", "calendar", "colorsys", "contextlib", "copy", "csv",
+                  "dataclasses", "fnmatch", "fractions", "functools", "getopt", "glob", "graphlib",
+                  "heapq", "numbers", "operator", "pprint", "queue", "random", "reprlib", "sched",
+                  "statistics", "string", "textwrap")
 
 
 def default_corpus_text() -> str:
-    """CPython's language reference: ``pydoc_data.topics.topics`` joined in key order."""
+    """The built-in corpus: CPython's language reference (``pydoc_data.topics.topics`` in key
+    order) and the source of :data:`CORPUS_MODULES` (in that order), merged so that each next
+    document comes from the kind (prose or code) with fewer characters so far; blank lines
+    between documents."""
+    import sysconfig
     from pydoc_data.topics import topics
-    return "\n\n".join(topics[k] for k in sorted(topics))
+    prose = [topics[k] for k in sorted(topics)]
+    lib = sysconfig.get_paths()["stdlib"]
+    code = []
+    for name in CORPUS_MODULES:
+        path = os.path.join(lib, name + ".py")
+        try:
+            with open(path, encoding="utf-8") as f:
+                code.append(f.read())
+        except OSError as e:
+            raise ValueError(f"data: the built-in corpus needs the standard library's {name}.py "
+                             f"({path}: {e.strerror}); pass a text file with --data") from None
+    docs, i, j, n_prose, n_code = [], 0, 0, 0, 0
+    while i < len(prose) or j < len(code):
+        if j == len(code) or (i < len(prose) and n_prose <= n_code):
+            docs.append(prose[i]); n_prose += len(prose[i]); i += 1
+        else:
+            docs.append(code[j]); n_code += len(code[j]); j += 1
+    return "\n\n".join(docs)
 
 
 def _sha(s: str) -> str:

@@ -3,7 +3,7 @@
 lstmlab's loop step (``lstmlab.train.loop._train_step``: token-id input, LSTM stack, softmax readout, backward,
 clip, Adam) against the same model in ``torch.nn.LSTM``, float32, in one process.
 
-Workloads (batch 32 streams, chunks of 100 characters, the default corpus's 103 characters):
+Workloads (batch 32 streams, chunks of 100 characters, the default corpus's 109 characters):
 C1 one layer of 128 units, C2 two layers of 256. The two paths are timed in turn
 (``bench_train_step._time_round_robin``), so load from elsewhere drifts over both alike; the
 table gives medians and the ratio lstmlab / torch.

@@ -43,14 +43,35 @@ class TorchCharLM(nn.Module):
         self.out = nn.Linear(H, V)
 
     def forward(self, ids, state=None):                        # ids (T, B) int64
-        y, state = self.rnn(nn.functional.one_hot(ids, self.V).float(), state)
+        y, state = self.rnn(nn.functional.one_hot(ids, self.V).to(self.out.weight.dtype), state)
         return self.out(y), state                                 # (T, B, V) logits
 
 
 def load_lstmlab_weights(tm: TorchCharLM, params: dict) -> None:
-    """Copy lstmlab's ``rnn.*`` and ``out.*`` arrays into the torch modules (strict)."""
-    sd = {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in params.items()}
+    """Copy lstmlab's ``rnn.*`` and ``out.*`` arrays into the torch modules (strict), in the
+    modules' dtype."""
+    dtype = tm.out.weight.dtype
+    sd = {k: torch.from_numpy(np.array(v, dtype=np.float64)).to(dtype) for k, v in params.items()}
     tm.load_state_dict(sd, strict=True)
+
+
+def torch_update(tm, opt, cfg, task, it, state):
+    """Update ``it`` of the recipe: chunk ``it`` of the streams from ``state`` (zeros at an
+    epoch's start), the scheduled learning rate, cross-entropy, global-norm clip, one Adam step.
+    Returns the final state, detached (truncated BPTT)."""
+    b = task.stream_batch(cfg.batch, it)
+    if b.info["reset"]:
+        state = None
+    for g in opt.param_groups:
+        g["lr"] = cfg.lr_at(it)
+    logits, state = tm(torch.from_numpy(b.x), state)
+    loss = nn.functional.cross_entropy(logits.reshape(-1, task.output_size),
+                                       torch.from_numpy(b.y).reshape(-1))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(tm.parameters(), cfg.clip)
+    opt.step()
+    return tuple(s.detach() for s in state)
 
 
 def torch_bpc(tm, task, streams=8, steps=256) -> float:
@@ -73,22 +94,9 @@ def train_torch(cfg, init_params, log) -> dict:
     tm = TorchCharLM(task.input_size, cfg.hidden, cfg.layers)
     load_lstmlab_weights(tm, init_params)
     opt = torch.optim.Adam(tm.parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
-    loss_fn = nn.CrossEntropyLoss()
     curve, epoch_s, state, t0 = [], [], None, time.perf_counter()
     for it in range(cfg.iters):
-        b = task.stream_batch(cfg.batch, it)
-        if b.info["reset"]:
-            state = None
-        for g in opt.param_groups:
-            g["lr"] = cfg.lr_at(it)
-        x, y = torch.from_numpy(b.x), torch.from_numpy(b.y)
-        logits, state = tm(x, state)
-        state = tuple(s.detach() for s in state)
-        loss = loss_fn(logits.reshape(-1, task.output_size), y.reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(tm.parameters(), cfg.clip)
-        opt.step()
+        state = torch_update(tm, opt, cfg, task, it, state)
         if (it + 1) % cfg.eval_every == 0 or it + 1 == cfg.iters:      # as lstmlab's loop
             curve.append({"iter": it + 1, "bpc": torch_bpc(tm, valid)})
             epoch_s.append(time.perf_counter() - t0)

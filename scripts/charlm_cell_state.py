@@ -33,9 +33,13 @@ def main():
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--cell-clip", default=None, help="a number, or none; default: the recipe's")
     ap.add_argument("--peephole-init", default="small", choices=("small", "zero"))
+    ap.add_argument("--data", help="a UTF-8 text file (default: the built-in corpus)")
+    ap.add_argument("--epochs", type=int, help="epochs of the schedule (default: the recipe's)")
     a = ap.parse_args()
     over = {} if a.cell_clip is None else {"cell_clip": None if a.cell_clip == "none" else float(a.cell_clip)}
-    cfg = charlm_config(variant=a.variant, layers=a.layers, hidden=a.hidden, dtype=a.dtype,
+    if a.epochs is not None:
+        over["epochs"] = a.epochs
+    cfg = charlm_config(a.data, variant=a.variant, layers=a.layers, hidden=a.hidden, dtype=a.dtype,
                         peephole_init=a.peephole_init, **over)
     task = cfg.make_task()
     task.chunks_per_epoch(cfg.batch)

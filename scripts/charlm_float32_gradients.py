@@ -7,8 +7,7 @@ side-by-side (needs torch).
    schedule and the carried state.
 2. One batch's gradient of the 2 x 256 model at its initial weights, and at the batch of update
    100, in float32 for both, against the float64 gradient: ``|g32 - g64| / |g64|`` over all
-   parameters (relative Frobenius norm) and per parameter. Equal sizes mean both round equally
-   well.
+   parameters (relative Frobenius norm) and per parameter: how closely each rounds.
 
     python scripts/charlm_float32_gradients.py                   # 20 updates at 2 x 64, then 2.
     python scripts/charlm_float32_gradients.py --updates 263 --layers 1
@@ -23,7 +22,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
-from char_language_model import TorchCharLM  # noqa: E402
+from char_language_model import TorchCharLM, load_lstmlab_weights, torch_update  # noqa: E402
 
 from lstmlab.core.losses import LOSSES  # noqa: E402
 from lstmlab.experiments.charlm import charlm_config  # noqa: E402
@@ -32,17 +31,11 @@ from lstmlab.train.loop import build_model, load_run, train  # noqa: E402
 
 def torch_model(params, V, H, L, dtype):
     tm = TorchCharLM(V, H, L).to(dtype)
-    tm.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype=np.float64)).to(dtype)
-                        for k, v in params.items()})
+    load_lstmlab_weights(tm, params)
     return tm
 
 
-def torch_logits(tm, x, state, dtype):                        # x (T, B) ids -> (T, B, V)
-    y, state = tm.rnn(nn.functional.one_hot(x, tm.V).to(dtype), state)
-    return tm.out(y), state
-
-
-def float64_updates(n, layers, hidden):
+def float64_weight_differences(n, layers, hidden):
     """Max |difference| of each parameter after n float64 updates of both."""
     cfg = charlm_config(None, "lstm", layers, hidden, iters=n, eval_every=n, checkpoint_every=n,
                         dtype="float64")
@@ -54,20 +47,8 @@ def float64_updates(n, layers, hidden):
     tm = torch_model(init, task.input_size, hidden, layers, torch.float64)
     opt = torch.optim.Adam(tm.parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
     state = None
-    for it in range(n):                                        # as examples/char_language_model
-        b = task.stream_batch(cfg.batch, it)
-        if b.info["reset"]:
-            state = None
-        for g in opt.param_groups:
-            g["lr"] = cfg.lr_at(it)
-        logits, state = torch_logits(tm, torch.from_numpy(b.x), state, torch.float64)
-        state = tuple(s.detach() for s in state)
-        loss = nn.functional.cross_entropy(logits.reshape(-1, task.output_size),
-                                           torch.from_numpy(b.y).reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(tm.parameters(), cfg.clip)
-        opt.step()
+    for it in range(n):
+        state = torch_update(tm, opt, cfg, task, it, state)
     theirs = tm.state_dict()
     return {k: float(np.abs(np.asarray(ours[k], np.float64) - theirs[k].numpy()).max()) for k in ours}
 
@@ -81,9 +62,8 @@ def gradients(params, batch, layers, hidden, V, impl, dtype):
         pred, _, cache = m.forward(batch.x, None, training=True)
         _, dpred = LOSSES["softmax_ce"](pred, batch.y, batch.mask)
         return {k: np.asarray(g, np.float64) for k, g in m.backward(dpred, cache).items()}
-    tt = getattr(torch, dtype)
-    tm = torch_model(params, V, hidden, layers, tt)
-    logits, _ = torch_logits(tm, torch.from_numpy(batch.x), None, tt)
+    tm = torch_model(params, V, hidden, layers, getattr(torch, dtype))
+    logits, _ = tm(torch.from_numpy(batch.x))
     nn.functional.cross_entropy(logits.reshape(-1, V), torch.from_numpy(batch.y).reshape(-1)).backward()
     return {k: p.grad.double().numpy() for k, p in tm.named_parameters()}
 
@@ -95,7 +75,7 @@ def main():
     ap.add_argument("--hidden", type=int, default=64, help="units of check 1 (default 64)")
     a = ap.parse_args()
     torch.set_num_threads(1)
-    diff = float64_updates(a.updates, a.layers, a.hidden)
+    diff = float64_weight_differences(a.updates, a.layers, a.hidden)
     print(f"1. float64, {a.layers} x {a.hidden}, {a.updates} updates: largest parameter difference "
           f"{max(diff.values()):.1e} ({max(diff, key=diff.get)})")
     cfg = charlm_config(None, "lstm", 2, 256)

@@ -1,6 +1,7 @@
 """The character-level language model: corpus and streams, training with the state carried
 across iterations (exact resume), sampling, the cell search and its HTML page, bad input."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -54,24 +55,28 @@ def test_default_corpus_is_the_reference_and_stdlib_code_in_alternation():
     from pydoc_data.topics import topics
     text = default_corpus_text()
     lib = sysconfig.get_paths()["stdlib"]
-    code = [open(os.path.join(lib, m + ".py"), encoding="utf-8").read() for m in CORPUS_MODULES]
     prose = [topics[k] for k in sorted(topics)]
-    docs = prose + code
-    assert len(text) == sum(map(len, docs)) + 2 * (len(docs) - 1)       # blank lines between
-    starts = sorted((text.index(d), len(d), i >= len(prose)) for i, d in enumerate(docs))
-    assert not starts[0][2]                                               # prose first
-    switches = sum(a[2] != b[2] for a, b in zip(starts, starts[1:]))
-    assert switches > 20
-    # the code share of the text read so far stays near one half once a few documents are in
-    done_code = np.cumsum([n * is_code for _, n, is_code in starts])
-    done_all = np.cumsum([n for _, n, _ in starts])
-    assert np.all(np.abs(done_code / done_all - 0.5)[len(starts) // 4:] < 0.1)
+    code = [open(os.path.join(lib, m + ".py"), encoding="utf-8").read() for m in CORPUS_MODULES]
+    # walk the text: each next document is the next of the kind with fewer characters so far
+    pos, i, j, n_prose, n_code, kinds = 0, 0, 0, 0, 0, []
+    while i < len(prose) or j < len(code):
+        if j == len(code) or (i < len(prose) and n_prose <= n_code):
+            doc, i, n_prose = prose[i], i + 1, n_prose + len(prose[i])
+        else:
+            doc, j, n_code = code[j], j + 1, n_code + len(code[j])
+        assert text.startswith(doc, pos)
+        kinds.append(j > 0 and doc is code[j - 1])
+        pos += len(doc) + 2
+        assert pos - 2 == len(text) or text[pos - 2:pos] == "\n\n"
+    assert pos - 2 == len(text)
+    assert sum(a != b for a, b in zip(kinds, kinds[1:])) > 20            # the kinds alternate
+    assert 0.4 < n_code / (n_code + n_prose) < 0.6
 
 
 def test_default_corpus_without_its_stdlib_modules_is_a_clear_error(monkeypatch, tmp_path):
     import sysconfig
     monkeypatch.setattr(sysconfig, "get_paths", lambda: {"stdlib": str(tmp_path)})
-    with pytest.raises(ValueError, match=r"built-in corpus needs the standard library's \w+\.py"):
+    with pytest.raises(ValueError, match=r"^data: the built-in corpus needs the standard library's \w+\.py"):
         default_corpus_text()
 
 
@@ -154,7 +159,9 @@ def test_cli_train_sample_reproducible_and_cells(tmp_path, text_file):
     assert a.stdout == b.stdout and a.stdout != c.stdout and a.stdout.startswith("def ")
     assert len(a.stdout) == len("def ") + 120 + 1
     w = run(*args, "--word-stats")
-    assert w.stdout == a.stdout and w.stderr.startswith("words: ")
+    assert w.returncode == 0 and w.stdout == a.stdout
+    stats = word_stats(load_run(out), a.stdout[len("def "):-1], "def ")
+    assert w.stderr.startswith(f"words: {stats['words']}, in the training text: {stats['known']} ")
     r = run("plot", str(out), "--cells", "--chars", "3000")
     assert r.returncode == 0, r.stderr
     page = (out / "figures" / "cells.html").read_text(encoding="utf-8")
@@ -242,8 +249,14 @@ def test_word_stats_counts_words_of_the_training_split(tmp_path, text_file):
     cfg = _tiny(str(text_file), iters=2, eval_every=2)
     train(cfg, tmp_path / "r", quiet=True)
     r = load_run(tmp_path / "r")
-    w = word_stats(r, "def f12(x):\n    return zork + x * frob_1 + ret")
-    # def f12 x return zork x frob_1 (the cut 'ret' at the end is left out)
-    assert (w["words"], w["known"], w["invented"]) == (7, 5, ["zork", "frob_1"])
-    assert w["share"] == pytest.approx(5 / 7)
-    assert word_stats(r, "(1 + 2)")["words"] == 0
+    w = word_stats(r, "def f12(x):\n    return zork + 0xff * frob_1 + zork + ret")
+    # def f12 x return zork frob_1 zork (0xff is a number; the cut 'ret' at the end is left out)
+    assert (w["words"], w["known"], w["invented"]) == (7, 4, ["zork", "frob_1"])
+    assert w["share"] == pytest.approx(4 / 7)
+    # f399 is defined only in the last 5% of the text, outside the training split
+    assert word_stats(r, "f3 f399 ")["invented"] == ["f399"]
+    # a word that began in the prime is not the sample's
+    assert word_stats(r, "urn x ", prime="def ret")["words"] == 1
+    assert math.isnan(word_stats(r, "(1 + 2)")["share"])
+    with pytest.raises(ValueError, match="^text: "):
+        word_stats(r, None)

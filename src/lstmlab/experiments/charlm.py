@@ -132,23 +132,30 @@ def generate(run: dict, prime: str = "\n", length: int = 500, temperature: float
     return "".join(out)
 
 
-#: A word of :func:`word_stats`: a run of letters, digits and underscores that starts with a letter
-#: or underscore (an English word or a Python name).
-WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: A word of :func:`word_stats`: letters, digits and underscores (Unicode), starting with a letter
+#: or underscore at a word boundary: an English word or a Python name, never part of a number
+#: such as ``0xff`` or ``1e10``.
+WORD = re.compile(r"\b[^\W\d]\w*")
 
 
-def word_stats(run: dict, text: str) -> dict:
-    """How many of the words of ``text`` (a sample) the model saw in its training split.
+def word_stats(run: dict, text: str, prime: str = "") -> dict:
+    """How many of the words of ``text`` (a sample drawn after ``prime``) the model saw in its
+    training split.
 
-    Words are :data:`WORD` matches; a last word that runs to the end of ``text`` is left out (it
-    may be cut). Returns ``words`` (the count), ``known`` (how many occur as words of the
-    training split), ``share`` (known / words, NaN without words) and ``invented`` (the others,
-    in order of first appearance)."""
+    Words are :data:`WORD` matches in ``prime + text`` that lie in ``text``: a word that began in
+    the prime, or that runs to the end of ``text`` (it may be cut), is left out. Returns
+    ``words`` (how many), ``known`` (how many of them occur as words of the training split),
+    ``share`` (known / words, NaN without words) and ``invented`` (the distinct others, in order
+    of first appearance)."""
     _check_run(run)
+    if not isinstance(text, str) or not isinstance(prime, str):
+        raise ValueError(f"text: expected strings for text and prime, got {type(text).__name__} "
+                         f"and {type(prime).__name__}")
     train = run["task"].corpus
     lo, hi = train.bounds[0]
     seen = set(WORD.findall(train.text[lo:hi]))
-    words = [m.group() for m in WORD.finditer(text) if m.end() < len(text)]
+    full, start = prime + text, len(prime)
+    words = [m.group() for m in WORD.finditer(full) if start <= m.start() and m.end() < len(full)]
     invented = list(dict.fromkeys(w for w in words if w not in seen))
     known = sum(w in seen for w in words)
     return {"words": len(words), "known": known,

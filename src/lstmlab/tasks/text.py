@@ -265,8 +265,10 @@ class CharLM(_Task):
         mine = self.describe()
         for key in ("vocab_sha256", "text_sha256"):
             if saved.get(key) != mine[key]:
+                was = saved.get("source")
+                trained_on = f"; the run was trained on {was}" if was and was != mine["source"] else ""
                 raise ValueError(f"{where}: {self.corpus.source} is not the text the run was trained "
-                                 f"on ({key.split('_')[0]} hash differs)")
+                                 f"on ({key.split('_')[0]} hash differs{trained_on})")
         if saved.get("splits") != mine["splits"]:
             raise ValueError(f"{where}: the splits of {self.corpus.source} differ from the run's")
 

@@ -527,9 +527,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "copy) and the headline metric. Defaults: lstmlab's msd-pair recipe (T=150, D in "
                     "[30, 60], H=8, batch 32, 3000 iterations); for msd, gts, pfg the paper's one-cell "
                     "network with identity squashing; for charlm (a character-level language model on "
-                    "--data, default Python's language reference and 26 stdlib modules' source) a 2 x 256 LSTM on one-hot "
-                    "characters, 32 streams, chunks of --seq-len 100 with the state carried, Adam "
-                    "3e-3 cosine, clip 5, float32, --epochs 10, bits per character on the "
+                    "--data, default Python's language reference and 26 stdlib modules' source) "
+                    "a 2 x 256 LSTM on one-hot characters, 32 streams, chunks of --seq-len 100 "
+                    "with the state carried, Adam 3e-3 cosine, clip 5, float32, --epochs 10, bits per character on the "
                     "validation split each epoch and on the test split at the end. Exit code 1 "
                     "when training diverges (the last good checkpoint is kept).")
     t.add_argument("task", choices=list(TASKS), help="the task")

@@ -17,9 +17,9 @@ The default corpus is Python as CPython ships it, prose and code: the language r
 ``pydoc_data/topics.py`` (79 topics) and the source of 26 pure-Python standard-library modules
 (:data:`CORPUS_MODULES`), 937,481 characters and 109 distinct ones with Python 3.11.7. The
 documents are laid end to end, each next one taken from whichever kind has fewer characters so
-far, so prose and code alternate throughout; whole documents, so the splits' shares differ (with
-3.11.7, code is 51% of the training split, 25% of the validation and 67% of the test split). It is on every machine with Python, no download. ``data`` takes any
-UTF-8 file. The run folder keeps the vocabulary, the split boundaries and SHA-256 hashes of the
+far, so prose and code alternate throughout; whole documents, so the splits' shares differ
+(with 3.11.7, code is 51% of the training split, 25% of the validation and 67% of the test
+split). It is on every machine with Python, no download. ``data`` takes any UTF-8 file. The run folder keeps the vocabulary, the split boundaries and SHA-256 hashes of the
 text and of each split (:meth:`CharLM.describe`); :meth:`CharLM.check_description` refuses a
 file that has changed (or another Python's corpus).
 """
@@ -70,9 +70,11 @@ def default_corpus_text() -> str:
     docs, i, j, n_prose, n_code = [], 0, 0, 0, 0
     while i < len(prose) or j < len(code):
         if j == len(code) or (i < len(prose) and n_prose <= n_code):
-            docs.append(prose[i]); n_prose += len(prose[i]); i += 1
+            docs.append(prose[i])
+            n_prose, i = n_prose + len(prose[i]), i + 1
         else:
-            docs.append(code[j]); n_code += len(code[j]); j += 1
+            docs.append(code[j])
+            n_code, j = n_code + len(code[j]), j + 1
     return "\n\n".join(docs)
 
 

@@ -1,11 +1,13 @@
 """Screen changes to the msd-pair recipe over many seeds (the runs behind docs/gers2002_recipe.md).
 
 Each named change is applied on top of ``lstmlab.experiments.gers2002.recipe_config`` (the
-current recipe) and trained for 3000 iterations per seed on two processes; prints one line per
-run and a summary (mean and minimum solve rate) per change and variant.
+current recipe) and trained for 3000 iterations per seed (unless the change sets ``iters``) on
+two processes; names joined by ``+`` combine (``peephole_zero+T300``). Prints one line per run
+and a summary (mean and minimum solve rate) per change and variant.
 
     python scripts/gers2002_recipe_screen.py CHANGES VARIANTS FIRST_SEED END_SEED
     python scripts/gers2002_recipe_screen.py as_is,beta2_0.999 peephole 0 10
+    python scripts/gers2002_recipe_screen.py peephole_zero,peephole_zero+T300 peephole 0 10
 """
 import sys
 from multiprocessing import Pool
@@ -22,12 +24,25 @@ CHANGES = {
     "beta2_0.999_init_0.1": {"betas": (0.9, 0.999), "init_range": 0.1},
     "noclip": {"clip": 0.0},
     "lr_2e-2": {"lr": 2e-2},
+    "peephole_zero": {"peephole_init": "zero"},     # peephole vectors start at 0, not N(0, 0.1^2)
+    "T300": {"T": 300},                             # the D range scaled with T, as --sweep-T does
+    "T600": {"T": 600},
+    "T1000": {"T": 1000},
+    "iters9000": {"iters": 9000},
 }
+
+
+def _change(name: str) -> dict:
+    over = {}
+    for part in name.split("+"):
+        over.update(CHANGES[part])
+    return over
 
 
 def run(job):
     change, variant, seed = job
-    summary = train(recipe_config(variant, seed, **CHANGES[change]), None, quiet=True)
+    over = _change(change)
+    summary = train(recipe_config(variant, seed, over.pop("iters", 3000), **over), None, quiet=True)
     return change, variant, seed, summary["solve_rate"]
 
 

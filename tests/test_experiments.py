@@ -25,7 +25,7 @@ def test_paper_task_configs_use_the_papers_cell_and_streams():
     for task in ("msd", "gts", "pfg"):
         c = gers2002.paper_task_config(task, "peephole", 0, iters=4)
         assert c.hidden == 1 and c.identity_squash and c.init_range == 0.1 and c.batch == 1
-        assert c.gate_bias == {"i": 0.0, "f": 2.0, "o": 2.0}         # ours: the paper's f is -2
+        assert c.gate_bias == {"i": 0.0, "f": 4.0, "o": -2.0}        # the paper: 0, -2, +2
         assert c.first_error and c.stop_at == 1.0 and c.test_task_args["required"] == 1000
     assert gers2002.paper_task_config("pfg-cos-25", "lstm", 1).task_args["F"] == 25
     with pytest.raises(ValueError, match="task"):
@@ -52,6 +52,24 @@ def test_reproduce_tiny_writes_results_report_and_figures(tmp_path):
                "--quiet", "--jobs", "1", "--no-figures"])
     again = json.loads((out / "results.json").read_text())
     assert [r["test_mse"] for r in again] == [r["test_mse"] for r in recs]
+
+
+def test_sweep_diagnosis_counts_solved_seeds_and_names_how_the_others_fail():
+    def rec(v, seed, solve, mse, w1=0.0):
+        return {"variant": v, "seed": seed, "T": 300, "iters": 3000, "solve_rate": solve,
+                "test_mse": mse, "within1_rate": w1, "experiment": "sweep-T"}
+    plateau = 0.99 / 300                             # the all-zero output's MSE is 1/T
+    sweep = [rec("peephole", 0, 1.0, 1e-4), rec("peephole", 1, 0.95, 2e-4),
+             rec("peephole", 2, 0.02, plateau), rec("lstm", 0, 0.3, 1e-3, w1=0.8),
+             rec("lstm", 1, 0.01, plateau), rec("lstm", 2, 0.01, plateau)]
+    assert gers2002.failure_kind(sweep[2]) == "plateau"
+    assert gers2002.failure_kind(sweep[3]) == "imprecise"
+    lines = gers2002.sweep_diagnosis(sweep)
+    row = next(line for line in lines if line.startswith("| 300 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[:4] == ["300", "3000", "2/3", "0/3"]
+    assert 0.05 < float(cells[4]) <= 1.0             # Mann-Whitney p of (1, .95, .02) vs (.3, .01, .01)
+    assert cells[5] == "1 plateau" and cells[6] == "2 plateau, 1 imprecise (0.80)"
 
 
 def test_pool_workers_run_blas_on_one_thread(tmp_path, monkeypatch):

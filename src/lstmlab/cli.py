@@ -739,7 +739,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trials (seeds) of each paper task and cell (default 0-9)")
     r.add_argument("--paper-iters", type=_positive_int, metavar="N",
                    help="training streams per paper-task run (default: each task's budget, "
-                        "10000 or 20000); a run stops once solved")
+                        "10000); a run stops once solved")
     r.add_argument("--paper-grad", choices=["full", "cut"], default="full",
                    help="full BPTT (default), or cut: no error through the peepholes (the paper's)")
     _output_options(r, "gers2002")

@@ -4,6 +4,8 @@ of docs/gers2002_recipe.md, "The paper's own tasks").
 Each change is a JSON object of TrainConfig fields set on top of
 ``lstmlab.experiments.gers2002_paper.paper_task_config`` (the regime in force); each seed is
 trained on one of two processes. Prints one line per run and the solved count per change.
+The regime before 2026-12-06 is the change
+``{"gate_bias": {"i": 0, "f": 2, "o": 2}, "schedule": "constant"}``.
 
     python scripts/gers2002_paper_screen.py CONFIG VARIANT FIRST_SEED END_SEED [CHANGE ...]
     python scripts/gers2002_paper_screen.py pfg-cos-10 peephole 0 10 '{}' '{"lr": 1e-2}'
@@ -25,9 +27,12 @@ def run(job):
     if "betas" in over:
         over["betas"] = tuple(over["betas"])
     t0 = time.perf_counter()
-    s = train(paper_task_config(name, variant, seed, **over), None, quiet=True)
-    return change, seed, s["solve_rate"] >= 1.0, s.get("iters_run"), s.get("consecutive_mean"), \
-        time.perf_counter() - t0
+    try:
+        s = train(paper_task_config(name, variant, seed, **over), None, quiet=True)
+    except Exception as e:                    # a diverged run counts as failed, the rest go on
+        return change, seed, False, f"({type(e).__name__})", 0.0, time.perf_counter() - t0
+    return change, seed, s["solve_rate"] >= 1.0, s.get("iters_run"), \
+        s.get("consecutive_mean") or 0.0, time.perf_counter() - t0
 
 
 def main(argv):
@@ -35,6 +40,10 @@ def main(argv):
         sys.exit(__doc__)
     name, variant, first, end = argv[0], argv[1], int(argv[2]), int(argv[3])
     changes = argv[4:] or ["{}"]
+    for c in changes:
+        bad = {"seed", "variant", "task"} & set(json.loads(c))
+        if bad:
+            sys.exit(f"CHANGE: {', '.join(sorted(bad))} come(s) from the command line, not from the change")
     jobs = [(name, variant, s, c) for c in changes for s in range(first, end)]
     results = {}
     with Pool(2) as pool:

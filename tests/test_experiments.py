@@ -70,6 +70,10 @@ def test_sweep_diagnosis_counts_solved_seeds_and_names_how_the_others_fail():
     assert cells[:4] == ["300", "3000", "2/3", "0/3"]
     assert 0.05 < float(cells[4]) <= 1.0             # Mann-Whitney p of (1, .95, .02) vs (.3, .01, .01)
     assert cells[5] == "1 plateau" and cells[6] == "2 plateau, 1 imprecise (0.80)"
+    broken = dict(rec("lstm", 3, 0.0, float("nan")), status="diverged")
+    assert gers2002.failure_kind(broken) == "diverged"
+    one_sided = gers2002.sweep_diagnosis([rec("peephole", 0, 1.0, 1e-4)])
+    assert "| 300 | 3000 | 1/1 | 0/0 | n/a | none | none |" in one_sided
 
 
 def test_pool_workers_run_blas_on_one_thread(tmp_path, monkeypatch):

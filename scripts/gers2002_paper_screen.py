@@ -15,8 +15,6 @@ import sys
 import time
 from multiprocessing import Pool
 
-import numpy as np
-
 from lstmlab.experiments.gers2002_paper import paper_task_config
 from lstmlab.train.loop import train
 

@@ -470,11 +470,10 @@ DEVIATIONS = """\
   solved 0 of 8 gts trials in a screen of the earlier regime), gate biases i 0 / f +4 / o -2
   instead of the paper's 0 / -2 / +2 (with the decaying rate, an output gate that starts nearly
   closed and a forget gate that starts open took the peephole cell from 0 to 8 of 10 trials at
-  F = 25; docs/gers2002_recipe.md), Adam
-  (betas 0.9 / 0.99, the rate decaying to 0 over the budget) on full BPTT gradients
-  (`--paper-grad cut`: the paper's truncated gradient, no error through the peepholes) with one
-  update per stream instead of one per step, and a budget of 10^4 streams against the paper's
-  up to 10^7; the test is one stream of 1000 events.
+  F = 25; docs/gers2002_recipe.md), Adam (betas 0.9 / 0.99, the rate decaying to 0 over the
+  budget) on full BPTT gradients (`--paper-grad cut`: the paper's truncated gradient, no error
+  through the peepholes) with one update per stream instead of one per step, and a budget of
+  10^4 streams against the paper's up to 10^7; the test is one stream of 1000 events.
 - **Training.** Adam on full BPTT gradients, minibatches of sequences, global-norm clipping and a
   learning-rate schedule, instead of the paper's online truncated RTRL-style updates with
   momentum at lr 1e-5 and no error flow through the peepholes.

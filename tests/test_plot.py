@@ -52,6 +52,32 @@ def test_plot_every_task(tmp_path, task, capsys):
     assert "5 figure(s)" in capsys.readouterr().out
 
 
+def test_a_run_whose_linear_cell_runs_away_still_plots(tmp_path, monkeypatch, capsys):
+    """The paper's identity-squashed cell can grow without bound on a long test stream, through
+    values near the float64 maximum (where matplotlib's tick code overflows) to inf and NaN: the
+    figures leave those steps blank and say from which step, instead of failing."""
+    from lstmlab.core.io import load_arrays, save_arrays
+    from lstmlab.train.model import SeqModel
+    run = _train(tmp_path, "pfg", "peephole")
+    path = os.path.join(run, "weights.safetensors")
+    params, meta = load_arrays(path)
+    H = params["rnn.bias_ih_l0"].shape[0] // 4
+    params["rnn.bias_ih_l0"][H:2 * H] = 50.0            # forget gate open: nothing decays
+    params["rnn.weight_hh_l0"][2 * H:3 * H] = 10.0      # cell input 10 h: the state grows
+    save_arrays(path, params, meta)                     # geometrically, to inf in the stream
+    forward = SeqModel.forward
+
+    def runaway(self, x, *args, **kwargs):              # the output passes 1e308, then inf, NaN
+        out = forward(self, x, *args, **kwargs)
+        out[0][5:8] = np.array([1e308, -1.7e308, np.inf])[:, None, None]
+        out[0][8:] = np.nan
+        return out
+    monkeypatch.setattr(SeqModel, "forward", runaway)
+    assert main(["plot", run, "--quiet", "--what", "predictions,gates"]) == 0
+    _check(os.path.join(run, "figures"), ["predictions", "gates"])
+    assert "Traceback" not in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("task", SEQ2SEQ)
 def test_plot_seq2seq_runs_draw_their_curves_and_refuse_the_rest(tmp_path, task, capsys):
     run = _train(tmp_path, task, "lstm")

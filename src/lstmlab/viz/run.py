@@ -140,12 +140,17 @@ def plot_curves(run, path) -> str:
     return _save(fig, path)
 
 
+#: Outputs beyond this magnitude are not drawn (a linear cell that runs away reaches inf).
+RUNAWAY = 1e6
+
+
 def plot_predictions(run, path, sample=0) -> str:
     """One held-out sequence: its input, and the target beside the model's output."""
     plt = _plt()
     x, b, length = _sequence(run, sample)
     model, batch = run["model"], run["batch"]
-    pred = model.forward(x)[0][:, 0]                                      # (L, K)
+    with np.errstate(over="ignore", invalid="ignore"):    # a linear cell may run away
+        pred = model.forward(x)[0][:, 0]                                  # (L, K)
     y, mask = batch.y[:length, b], batch.mask[:length, b]
     t = np.arange(length)
     fig, (a1, a2), (_, c2) = _rows(plt, 2, (10, 5), heights=[1, 2])
@@ -162,6 +167,12 @@ def plot_predictions(run, path, sample=0) -> str:
         a2.legend(loc="upper left", fontsize=8)
     else:
         y = y.reshape(length, -1)
+        away = ~(np.abs(pred) <= RUNAWAY)                                 # (L, K): inf, NaN, huge
+        if away.any():                         # not drawable; say where the output leaves
+            a2.text(0.99, 0.97, f"output beyond ±{RUNAWAY:g} or not finite from step "
+                    f"{int(np.flatnonzero(away.any(axis=1))[0])}", transform=a2.transAxes,
+                    ha="right", va="top", fontsize=8, color="tab:red")
+            pred = np.where(away, np.nan, pred)
         for j in range(pred.shape[1]):
             a2.plot(t, pred[:, j], lw=1.2, label=f"output[{j}]" if pred.shape[1] > 1 else "output")
             a2.scatter(t[mask], y[mask, j], s=12, color="k", zorder=3,
@@ -181,7 +192,8 @@ def plot_gates(run, path, sample=0) -> str:
     x, _, length = _sequence(run, sample)
     model = run["model"]
     u, _ = model.rnn_inputs(x)
-    _, _, cache = model.rnn.forward(u)
+    with np.errstate(over="ignore", invalid="ignore"):    # a linear cell may run away
+        _, _, cache = model.rnn.forward(u)
     ins = cache.internals(0, 0)                                           # name -> (L, 1, H)
     kind = model.rnn.kind
     names = [n for n in GATE_NAMES[kind] if n != "h"] + (["c"] if kind == "lstm" else []) + ["h"]
@@ -196,11 +208,17 @@ def plot_gates(run, path, sample=0) -> str:
         if n in "ifozr":
             kw = dict(cmap="viridis", vmin=0, vmax=1)
         else:
-            m = float(np.abs(a).max()) or 1.0
+            away = ~(np.abs(a) <= RUNAWAY)                                 # (H, L): inf, NaN, huge
+            if away.any():                     # drawn blank; the title says from where
+                a = np.where(away, np.nan, a)
+            m = float(np.nanmax(np.abs(a), initial=0.0)) or 1.0
             kw = dict(cmap="RdBu_r", vmin=-m, vmax=m)
         im = ax.imshow(a, aspect="auto", origin="lower", interpolation="nearest",
                        extent=(-0.5, length - 0.5, -0.5, a.shape[0] - 0.5), **kw)
         title = GATE_TITLES[n] + (" (absent in this cell: constant 1)" if absent.get(n) else "")
+        if n not in "ifozr" and np.isnan(a).any():
+            title += (f" (beyond ±{RUNAWAY:g} or not finite from step "
+                      f"{int(np.flatnonzero(np.isnan(a).any(axis=0))[0])}: blank)")
         if n == "f" and spec is not None and spec.coupled:
             title += " (coupled: 1 - i)"
         ax.set_title(title, fontsize=9)

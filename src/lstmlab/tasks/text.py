@@ -19,8 +19,9 @@ The default corpus is Python as CPython ships it, prose and code: the language r
 documents are laid end to end, each next one taken from whichever kind has fewer characters so
 far, so prose and code alternate throughout; whole documents, so the splits' shares differ
 (with 3.11.7, code is 51% of the training split, 25% of the validation and 67% of the test
-split). It is on every machine with Python, no download. ``data`` takes any UTF-8 file. The run folder keeps the vocabulary, the split boundaries and SHA-256 hashes of the
-text and of each split (:meth:`CharLM.describe`); :meth:`CharLM.check_description` refuses a
+split). It is on every machine with Python, no download. ``data`` takes any UTF-8 file. The
+run folder keeps the vocabulary, the split boundaries and SHA-256 hashes of the text and of
+each split (:meth:`CharLM.describe`); :meth:`CharLM.check_description` refuses a
 file that has changed (or another Python's corpus).
 """
 from __future__ import annotations

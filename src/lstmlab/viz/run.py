@@ -144,6 +144,17 @@ def plot_curves(run, path) -> str:
 RUNAWAY = 1e6
 
 
+def _blank_runaway(a: np.ndarray, time_axis: int) -> tuple[np.ndarray, int | None]:
+    """``a`` with its values beyond :data:`RUNAWAY` or not finite set to NaN (matplotlib's tick
+    code fails on values near the float64 maximum), and the first time step that has one
+    (None when there is none)."""
+    away = ~(np.abs(a) <= RUNAWAY)                                        # inf, NaN, huge
+    if not away.any():
+        return a, None
+    other = tuple(i for i in range(a.ndim) if i != time_axis)
+    return np.where(away, np.nan, a), int(np.flatnonzero(away.any(axis=other))[0])
+
+
 def plot_predictions(run, path, sample=0) -> str:
     """One held-out sequence: its input, and the target beside the model's output."""
     plt = _plt()
@@ -167,12 +178,10 @@ def plot_predictions(run, path, sample=0) -> str:
         a2.legend(loc="upper left", fontsize=8)
     else:
         y = y.reshape(length, -1)
-        away = ~(np.abs(pred) <= RUNAWAY)                                 # (L, K): inf, NaN, huge
-        if away.any():                         # not drawable; say where the output leaves
-            a2.text(0.99, 0.97, f"output beyond ±{RUNAWAY:g} or not finite from step "
-                    f"{int(np.flatnonzero(away.any(axis=1))[0])}", transform=a2.transAxes,
-                    ha="right", va="top", fontsize=8, color="tab:red")
-            pred = np.where(away, np.nan, pred)
+        pred, first = _blank_runaway(pred, time_axis=0)                  # (L, K)
+        if first is not None:                  # not drawable; say where the output leaves
+            a2.text(0.99, 0.97, f"output beyond ±{RUNAWAY:g} or not finite from step {first}",
+                    transform=a2.transAxes, ha="right", va="top", fontsize=8, color="tab:red")
         for j in range(pred.shape[1]):
             a2.plot(t, pred[:, j], lw=1.2, label=f"output[{j}]" if pred.shape[1] > 1 else "output")
             a2.scatter(t[mask], y[mask, j], s=12, color="k", zorder=3,
@@ -205,20 +214,18 @@ def plot_gates(run, path, sample=0) -> str:
               "o": spec and not spec.output_gate}
     for ax, cax, n in zip(axes[1:], caxes[1:], names):
         a = ins[n][:, 0].T                                                 # (H, L)
+        first = None
         if n in "ifozr":
             kw = dict(cmap="viridis", vmin=0, vmax=1)
         else:
-            away = ~(np.abs(a) <= RUNAWAY)                                 # (H, L): inf, NaN, huge
-            if away.any():                     # drawn blank; the title says from where
-                a = np.where(away, np.nan, a)
+            a, first = _blank_runaway(a, time_axis=1)                      # (H, L), blank where away
             m = float(np.nanmax(np.abs(a), initial=0.0)) or 1.0
             kw = dict(cmap="RdBu_r", vmin=-m, vmax=m)
         im = ax.imshow(a, aspect="auto", origin="lower", interpolation="nearest",
                        extent=(-0.5, length - 0.5, -0.5, a.shape[0] - 0.5), **kw)
         title = GATE_TITLES[n] + (" (absent in this cell: constant 1)" if absent.get(n) else "")
-        if n not in "ifozr" and np.isnan(a).any():
-            title += (f" (beyond ±{RUNAWAY:g} or not finite from step "
-                      f"{int(np.flatnonzero(np.isnan(a).any(axis=0))[0])}: blank)")
+        if first is not None:
+            title += f" (beyond ±{RUNAWAY:g} or not finite from step {first}: blank)"
         if n == "f" and spec is not None and spec.coupled:
             title += " (coupled: 1 - i)"
         ax.set_title(title, fontsize=9)

@@ -29,6 +29,7 @@ CHANGES = {
     "T600": {"T": 600},
     "T1000": {"T": 1000},
     "iters9000": {"iters": 9000},
+    "iters12000": {"iters": 12000},
 }
 
 
@@ -43,19 +44,19 @@ def run(job):
     change, variant, seed = job
     over = _change(change)
     summary = train(recipe_config(variant, seed, over.pop("iters", 3000), **over), None, quiet=True)
-    return change, variant, seed, summary["solve_rate"]
+    return change, variant, seed, summary["solve_rate"], summary["wall_s"]
 
 
 def main(argv):
     if len(argv) != 4:
         sys.exit(__doc__)
     changes, variants = argv[0].split(","), argv[1].split(",")
-    jobs = [(c, v, s) for c in changes for v in variants for s in range(int(argv[2]), int(argv[3]))]
+    jobs = [(c, v, s) for c in changes for s in range(int(argv[2]), int(argv[3])) for v in variants]
     results = {}
     with Pool(2) as pool:
-        for change, variant, seed, solve in pool.imap_unordered(run, jobs):
+        for change, variant, seed, solve, wall_s in pool.imap_unordered(run, jobs):
             results.setdefault((change, variant), {})[seed] = solve
-            print(change, variant, seed, f"{solve:.3f}", flush=True)
+            print(change, variant, seed, f"{solve:.3f}", f"{wall_s:.0f} s", flush=True)
     for (change, variant), by_seed in sorted(results.items()):
         a = np.array([by_seed[s] for s in sorted(by_seed)])
         print(f"{change} {variant}: mean {a.mean():.3f} min {a.min():.3f} over {len(a)} seeds :: "

@@ -172,3 +172,32 @@ def test_verdict_against_the_paper():
     assert "not confirmed" in v(False, 9, 10, 1.0) and v(None, 3, 10, 0.5) == ""
     assert gers2002_paper._expectation("pfg-cos-10", "lstm")[0] is True
     assert gers2002_paper._expectation("pfg-tri-25", "lstm")[0] is False
+
+
+def test_nmsd_learns_single_intervals_from_rest(tmp_path):
+    """NMSD (one interval of F or F + 1 steps per sequence, the cell from rest): the peephole
+    cell learns to tell 5 from 6 steps on all 200 test sequences; untrained it cannot."""
+    cfg = gers2002_paper.paper_task_config("nmsd-10", "peephole", 1, 1500, eval_every=100,
+                                           task_args={"F": 5, "delays": [0, 1], "n_spikes": 1},
+                                           eval_size=200)
+    assert cfg.task_args["n_spikes"] == 1 and cfg.test_task_args == {"n_spikes": 1, "required": 1}
+    s = train(cfg, tmp_path / "r", quiet=True)
+    first = json.loads((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["spike_accuracy"] < 0.9
+    assert s["solve_rate"] == 1.0 and s["stopped_early"]
+
+
+def test_reproduce_nmsd_reports_test_sequences_not_a_stream(tmp_path):
+    from lstmlab.cli import main
+    out = tmp_path / "g"
+    assert main(["reproduce", "gers2002", "--iters", "10", "--seeds", "0", "--out", str(out),
+                 "--quiet", "--jobs", "1", "--paper-tasks", "--paper-configs", "nmsd-10",
+                 "--paper-variants", "peephole", "--paper-seeds", "0", "--paper-iters", "5",
+                 "--no-figures"]) == 0
+    rec, = [r for r in json.loads((out / "results.json").read_text())
+            if r["experiment"] == "paper-tasks"]
+    assert rec["config"] == "nmsd-10" and not rec["solved"] and rec["failure"] == "misses"
+    assert 0 <= rec["test_right"] < 1000
+    report = (out / "report.md").read_text()
+    assert f"right on {rec['test_right']}-{rec['test_right']} of 1000 test sequences" in report
+    assert gers2002_paper.generated_picks([dict(rec, solved=True)]) == {}

@@ -136,3 +136,26 @@ def test_plot_errors(tmp_path, capsys):
     with open(os.path.join(run, "config.json"), "w") as f:
         f.write("{not json")
     assert "cannot be read" in err(run)
+
+
+def test_generated_streams_draw_msd_targets_only_at_the_spikes(tmp_path, monkeypatch):
+    """The paper-task figure: a gts panel draws its target at every step (a line), an msd
+    panel only at the spike steps it scores (no target 0 drawn between the spikes)."""
+    import matplotlib.pyplot as plt
+
+    from lstmlab.experiments.gers2002_paper import paper_task_config
+    from lstmlab.train import train
+    from lstmlab.viz.timing import plot_generated_streams
+    runs = {}
+    for task in ("gts", "msd"):
+        cfg = paper_task_config(task, "peephole", 0, 3, task_args={"F": 5, "delays": [0, 1],
+                                "n_spikes": 4}, test_task_args={"n_spikes": 8, "required": 8})
+        train(cfg, tmp_path / task, quiet=True)
+        runs[task] = str(tmp_path / task)
+    monkeypatch.setattr(plt, "close", lambda *a: None)           # keep the figure to look at
+    path = plot_generated_streams(runs, str(tmp_path / "g.png"), cycles=2)
+    assert os.path.getsize(path) > 0
+    axes = plt.gcf().axes
+    gts_target, msd_target = axes[0].lines[0], axes[2].lines[0]
+    assert gts_target.get_linestyle() == "--" and len(gts_target.get_xdata()) == 10
+    assert msd_target.get_linestyle() == "None" and 1 <= len(msd_target.get_xdata()) <= 2

@@ -156,7 +156,8 @@ def plot_cell_state(run_dir: str, path: str, index: int | None = None) -> str:
 def plot_generated_streams(runs: dict[str, str], path: str, cycles: int = 3) -> str:
     """For each ``label -> run folder`` (a run of gts, pfg or msd), the first and the last
     ``cycles`` cycles of its test stream (the held-out stream the run was scored on): the
-    network's output against the target (dashed)."""
+    network's output against the target (dashed; circles where the task scores only some
+    steps, as msd scores the spike steps)."""
     from ..train.config import test_rng
     from ..train.loop import load_run
     plt = _plt()
@@ -168,11 +169,16 @@ def plot_generated_streams(runs: dict[str, str], path: str, cycles: int = 3) -> 
         with np.errstate(over="ignore", invalid="ignore"):
             pred = run["model"].predict(batch.x)[:, 0, 0]                  # (T,)
         y = batch.y[:, 0, 0]                                                # (T,)
+        scored = batch.mask[:, 0]                                           # (T,) bool
         F = cfg.task_args["F"]
         n = cycles * F
         for ax, (lo, which) in zip(row, ((0, "first"), (len(y) - n, "last"))):
             t = np.arange(lo, lo + n)
-            ax.plot(t, y[lo:lo + n], "k--", lw=1, label="target")
+            if scored.all():
+                ax.plot(t, y[lo:lo + n], "k--", lw=1, label="target")
+            else:                       # msd: a target only at the spike steps, none between
+                at = t[scored[lo:lo + n]]
+                ax.plot(at, y[at], "ko", ms=4, mfc="none", label="target (at spikes)")
             ax.plot(t, pred[lo:lo + n], color=COLORS["peephole"], lw=1.5, label="network")
             ax.set_title(f"{label} (seed {cfg.seed}): {which} {cycles} of {len(y) // F} cycles",
                          fontsize=9)

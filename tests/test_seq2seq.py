@@ -336,6 +336,20 @@ def test_cli_train_and_translate(tmp_path, capsys):
         assert msg in err and "Traceback" not in err
 
 
+def test_cli_attention_luong_is_the_reports_name_for_general(tmp_path, capsys):
+    import json
+
+    from lstmlab.cli import main
+    configs = {}
+    for name in ("luong", "general", "dot"):
+        out = tmp_path / name
+        assert main(["train", "reverse", "--attention", name, "--iters", "1", "--hidden", "8",
+                     "--embed", "4", "--eval-size", "4", "--quiet", "--out", str(out)]) == 0
+        configs[name] = json.loads((out / "config.json").read_text())
+    assert configs["luong"] == configs["general"]
+    assert configs["dot"] != configs["general"]
+
+
 def test_reproduce_quick_writes_records_report_and_figures(tmp_path):
     """The quick setting end to end with its runs capped at 60 iterations: one record per run
     and scored length with the fields the issue names, the report and both figures; a second

@@ -174,7 +174,8 @@ def _train_config(args):
         cfg = paper_task_config(args.task, args.variant, args.seed, args.iters)
     elif args.task in SEQ2SEQ_TASKS:
         from .experiments.seq2seq import seq2seq_config
-        cfg = seq2seq_config(args.task, args.attention or "general", args.seed,
+        attention = {"luong": "general", None: "general"}.get(args.attention, args.attention)
+        cfg = seq2seq_config(args.task, attention, args.seed,
                              variant=args.variant, bidirectional=args.bidirectional)
     else:
         cfg = TrainConfig(task=args.task, task_args={}, variant=args.variant, seed=args.seed)
@@ -565,8 +566,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="charlm: steps per truncated-BPTT chunk, the state carried between chunks (default 100)")
     t.add_argument("--epochs", type=_positive_int, metavar="N",
                    help="charlm: passes over the training text (default 10; --iters overrides)")
-    t.add_argument("--attention", choices=["none", "dot", "general", "bahdanau"],
-                   help="reverse, sort, addition, dates: the decoder's attention (default general; "
+    t.add_argument("--attention", choices=["none", "dot", "general", "luong", "bahdanau"],
+                   help="reverse, sort, addition, dates: the decoder's attention (default general, "
+                        "Luong's multiplicative score, which the seq2seq report calls luong; "
                         "none: the encoder's final state is all the decoder gets)")
     t.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None,
                    help="reverse, sort, addition, dates: a bidirectional encoder (default: on with "

@@ -231,6 +231,8 @@ def test_greff_through_ray_local_lands_in_the_same_database(tmp_path):
     local = reproduce(out, "quick", trials=1, variants=["V"], figures=False, quiet=True, log=lambda m: None)
     more = reproduce(out, "quick", trials=2, variants=["V"], ray="local", jobs=2, figures=False,
                      quiet=True, log=lambda m: None)
+    import ray
+    assert not ray.is_initialized()                   # the Ray the sweep started is shut down
     assert more[0]["test_nll"] == local[0]["test_nll"] and more[0]["run"] == local[0]["run"]
     import sqlite3
     rows = sqlite3.connect(os.path.join(out, "results.sqlite")).execute(

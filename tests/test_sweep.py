@@ -186,6 +186,8 @@ def test_ray_local_gives_the_results_of_the_local_pool(tmp_path):
                     str(tmp_path / "a"), "--jobs", "2", "--quiet"], env=env, check=True)
     local = run_sweep(spec, out=tmp_path / "a", quiet=True)       # all done: read back, none run
     on_ray = run_sweep(spec, out=tmp_path / "b", jobs=2, ray="local", quiet=True)
+    import ray
+    assert not ray.is_initialized()                   # the Ray the sweep started is shut down
     assert [r["id"] for r in on_ray] == [r["id"] for r in local]
     for a, b in zip(local, on_ray):
         assert b["status"] == "done"

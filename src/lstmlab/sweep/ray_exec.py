@@ -8,7 +8,9 @@ from __future__ import annotations
 import os
 import socket
 
-__all__ = ["connect", "run_on_ray"]
+__all__ = ["connect", "run_on_ray", "release"]
+
+_started_here = False          # whether connect() called ray.init (release() undoes only that)
 
 
 def _reachable(address: str) -> None:
@@ -44,14 +46,34 @@ def connect(address: str, num_cpus: int | None = None):
         except (ConnectionError, RuntimeError, ValueError) as e:
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ValueError(f"--ray: cannot connect to {address}: {msg}") from None
+    global _started_here
+    _started_here = True
     return ray
 
 
 def run_on_ray(address: str, fn, work: list, jobs: int | None = None):
     """Run ``fn(w)`` for every ``w`` in ``work`` as Ray tasks (one CPU each); yields
-    ``(index, result)`` as each finishes. Each task runs NumPy's BLAS on one thread."""
+    ``(index, result)`` as each finishes. Each task runs NumPy's BLAS on one thread. Ends
+    with :func:`release`."""
     ray = connect(address, num_cpus=jobs)
+    try:
+        yield from _run(ray, fn, work)
+    finally:
+        release()
 
+
+def release() -> None:
+    """Shut Ray down if :func:`connect` started it (a Ray the caller had started stays), so a
+    local cluster does not outlive its sweep inside a longer process such as a test session."""
+    global _started_here
+    if _started_here:
+        import ray
+        if ray.is_initialized():
+            ray.shutdown()
+        _started_here = False
+
+
+def _run(ray, fn, work: list):
     @ray.remote(num_cpus=1)
     def task(w):
         from lstmlab._blas import set_blas_threads

@@ -14,7 +14,9 @@ including the first wrong output (|error| >= 0.49 for spikes, >= 0.3 for functio
 network trains on what it already gets right plus the step that failed, as the paper's streams
 end at the first error. Test: one stream of 1000 events (gts, pfg, msd); a trial is solved when
 every one of its 1000 events is correct (the paper's criterion), checked every
-``eval_every`` updates, and the run stops there. Ours, not the paper's: Adam (lr per task,
+``eval_every`` updates, and the run stops there. NMSD (``nmsd-*``, the paper's non-continual
+MSD) instead trains on sequences of one interval each, 32 per update, and is tested on 1000
+of them (:data:`NMSD_REGIME`). Ours, not the paper's: Adam (lr per task,
 betas 0.9/0.99) on full BPTT gradients with a cosine decay of the rate over the budget,
 global-norm clip 1, one update per stream rather than per step, gate biases i 0 / f +4 / o -2
 (the paper's: i 0 / f -2 / o +2; see docs/gers2002_setup.md and the screens in

@@ -199,5 +199,5 @@ def test_reproduce_nmsd_reports_test_sequences_not_a_stream(tmp_path):
     assert rec["config"] == "nmsd-10" and not rec["solved"] and rec["failure"] == "misses"
     assert 0 <= rec["test_right"] < 1000
     report = (out / "report.md").read_text()
-    assert f"right on {rec['test_right']}-{rec['test_right']} of 1000 test sequences" in report
+    assert f"right on {rec['test_right']}-{rec['test_right']} of 1000 test sequences, test MSE" in report
     assert gers2002_paper.generated_picks([dict(rec, solved=True)]) == {}

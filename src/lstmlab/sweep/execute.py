@@ -44,18 +44,17 @@ def run_sweep(spec, db=None, out=None, jobs: int | None = None, ray: str | None 
     Returns the store's rows of this spec's runs, in the spec's order.
     """
     spec = load_spec(spec) if not isinstance(spec, dict) else parse_spec(spec)
+    out = out if out is not None else os.path.join("runs", spec["name"])
     if ray is None:
-        out = out if out is not None else os.path.join("runs", spec["name"])
         return run_in_store(spec["name"], expand(spec), db=db, out=out, jobs=jobs, quiet=quiet,
                             log=log)
     from .ray_exec import connect, release
     connect(ray, num_cpus=jobs)              # fail before anything is written
     try:
-        out = out if out is not None else os.path.join("runs", spec["name"])
         return run_in_store(spec["name"], expand(spec), db=db, out=out, jobs=jobs, ray=ray,
                             quiet=quiet, log=log)
     finally:
-        release()
+        release()                            # a Ray that connect() started ends with the sweep
 
 
 def run_in_store(name: str, runs: list[tuple[str, dict]], db=None, out="runs", jobs=None,

@@ -173,8 +173,9 @@ def _train_config(args):
     elif args.task in PAPER_TASKS:
         cfg = paper_task_config(args.task, args.variant, args.seed, args.iters)
     elif args.task in SEQ2SEQ_TASKS:
-        from .experiments.seq2seq import seq2seq_config
-        attention = {"luong": "general", None: "general"}.get(args.attention, args.attention)
+        from .experiments.seq2seq import ATTENTION_NAMES, seq2seq_config
+        by_report_name = {shown: a for a, shown in ATTENTION_NAMES.items()}   # luong -> general
+        attention = by_report_name.get(args.attention, args.attention or "general")
         cfg = seq2seq_config(args.task, attention, args.seed,
                              variant=args.variant, bidirectional=args.bidirectional)
     else:

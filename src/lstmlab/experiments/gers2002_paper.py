@@ -56,6 +56,11 @@ def _wave(kind, F):
     return ({"waveform": kind, "F": F, "n_periods": 100}, {"n_periods": 1000, "required": 1000})
 
 
+def is_nmsd(task_args: dict) -> bool:
+    """Whether a config's ``task_args`` are NMSD's: one interval per sequence."""
+    return task_args.get("n_spikes") == 1
+
+
 def _single(F):
     """NMSD, the paper's non-continual MSD: one interval (F or F + 1 steps) per sequence, the
     cell starting from rest in each; trained and tested as :data:`NMSD_REGIME` says."""
@@ -170,7 +175,7 @@ def paper_records(rows: list[dict]) -> list[dict]:
                "rmse": float(np.sqrt(m["mse"])) if m.get("mse") is not None else float("nan"),
                "solve_rate": m.get("solve_rate", 0.0), "wall_s": r.get("wall_s"),
                "run_dir": r["run_dir"]}
-        if cfg["task_args"].get("n_spikes") == 1 and "spike_accuracy" in m:   # NMSD
+        if is_nmsd(cfg["task_args"]) and "spike_accuracy" in m:
             rec["test_right"] = round(m["spike_accuracy"] * tc.eval_size)
         if r["status"] == "done" and not solved:
             rec["failure"] = failure_mode(r["run_dir"])
@@ -188,7 +193,7 @@ def failure_mode(run_dir: str, periods: int = 10) -> str:
     from ..train.loop import load_run
     run = load_run(run_dir)
     cfg = run["config"]
-    if cfg.task_args.get("n_spikes") == 1:
+    if is_nmsd(cfg.task_args):
         return "misses"
     batch = cfg.make_task(test=True).sample(1, test_rng(cfg.seed))
     with np.errstate(all="ignore"):

@@ -52,11 +52,12 @@ def test_charlm_benchmark_runs_both_paths_on_the_same_batches(capsys):
         bench_charlm.main(["--workloads", "C9"])
 
 
-def test_dw_product_benchmark_times_both_libraries_at_both_thread_counts(capsys):
+def test_dw_product_benchmark_times_both_orders_and_both_libraries_at_both_thread_counts(capsys):
     pytest.importorskip("torch")
     import bench_dw_product
     assert bench_dw_product.main(["--workloads", "C1", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
+    assert "numpy A.T @ B ms | numpy (B.T @ A).T ms | torch A.T @ B ms" in out
     assert "| C1 | (512 x 3200) (3200 x 128) | 1 |" in out and "| C1 | (512 x 3200) (3200 x 128) | 2 |" in out
     with pytest.raises(SystemExit):
         bench_dw_product.main(["--workloads", "C9"])

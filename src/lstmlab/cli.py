@@ -85,6 +85,17 @@ def _int_list(text: str) -> list[int]:
     return v
 
 
+def _budget_list(text: str) -> list[tuple[int, int]]:
+    """``T:ITERS[,T:ITERS...]`` -> [(T, iters), ...], T >= 3 and iters >= 1."""
+    try:
+        v = [tuple(int(y) for y in x.split(":")) for x in text.split(",") if x.strip()]
+    except ValueError:
+        v = []
+    if not v or any(len(b) != 2 or b[0] < 3 or b[1] < 1 for b in v):
+        raise argparse.ArgumentTypeError(f"expected T:ITERS pairs like 1000:24000, got {text!r}")
+    return v
+
+
 def _int_at_least(minimum: int, what: str):
     """An argparse type: an integer >= minimum, else a one-line error saying ``what`` is expected."""
     def parse(text: str) -> int:
@@ -300,7 +311,8 @@ def _cmd_reproduce(args) -> int:
     records = gers2002.reproduce(
         args.out, seeds=args.seeds, iters=args.iters, jobs=args.jobs, recipe=args.recipe,
         sweep_T=args.sweep_T, T_values=args.T_values, sweep_seeds=args.sweep_seeds,
-        sweep_iters=args.sweep_iters, paper_tasks=args.paper_tasks, paper_seeds=args.paper_seeds,
+        sweep_iters=args.sweep_iters, sweep_budgets=args.sweep_budget,
+        paper_tasks=args.paper_tasks, paper_seeds=args.paper_seeds,
         paper_iters=args.paper_iters, paper_configs=args.paper_configs,
         paper_variants=args.paper_variants, paper_grad=args.paper_grad,
         figures=not args.no_figures, quiet=args.quiet, log=log)
@@ -729,6 +741,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="T values of the sweep (default 150,300,600,1000)")
     r.add_argument("--sweep-seeds", type=_seed_list, metavar="SEEDS", help="seeds of the sweep (default: --seeds)")
     r.add_argument("--sweep-iters", type=_positive_int, metavar="N", help="iterations of sweep runs (default: --iters)")
+    r.add_argument("--sweep-budget", type=_budget_list, default=[], metavar="LIST",
+                   help="extra sweep points T:ITERS, e.g. 1000:24000 (T = 1000 with 24000 iterations), "
+                        "run with --sweep-seeds beside those of --sweep-T")
     from .experiments.gers2002_paper import DEFAULT_CONFIGS, PAPER_CONFIGS, PAPER_VARIANTS
     r.add_argument("--paper-tasks", action="store_true",
                    help="also run the paper's own tasks with its one-cell network, trained on "

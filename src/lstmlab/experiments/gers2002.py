@@ -135,7 +135,8 @@ def _timers(run_dir) -> dict:
 
 def reproduce(out: str, seeds=range(10), iters: int = 3000, jobs: int | None = None,
               recipe: str = "ours", sweep_T: bool = False, T_values=SWEEP_T,
-              sweep_seeds=None, sweep_iters: int | None = None, paper_tasks: bool = False,
+              sweep_seeds=None, sweep_iters: int | None = None, sweep_budgets=(),
+              paper_tasks: bool = False,
               paper_seeds=range(10), paper_iters: int | None = None,
               paper_configs=DEFAULT_CONFIGS, paper_variants=PAPER_VARIANTS,
               paper_grad: str = "full", figures: bool = True,
@@ -143,7 +144,9 @@ def reproduce(out: str, seeds=range(10), iters: int = 3000, jobs: int | None = N
     """Run the reproduction into ``out``; returns the records written to results.json.
     ``paper_tasks`` adds the paper's own tasks (:mod:`.gers2002_paper`): ``paper_configs``
     (names of its PAPER_CONFIGS) x ``paper_variants`` x ``paper_seeds``, each run with the
-    configuration's budget or ``paper_iters`` updates and ``paper_grad`` (``full`` or ``cut``)."""
+    configuration's budget or ``paper_iters`` updates and ``paper_grad`` (``full`` or ``cut``).
+    ``sweep_budgets``, pairs ``(T, iters)``, adds sweep points at a T and budget of their own
+    (with ``sweep_seeds``), beside those of ``sweep_T``; the report lists each (T, iters)."""
     if recipe not in RECIPES:
         raise ValueError(f"recipe: expected one of {', '.join(RECIPES)}, got {recipe!r}")
     make = RECIPES[recipe]
@@ -163,11 +166,17 @@ def reproduce(out: str, seeds=range(10), iters: int = 3000, jobs: int | None = N
     else:
         main_cfgs = [make(v, s, iters).to_dict() for v in VARIANTS for s in seeds]
     work = [(c, ("main", 150)) for c in main_cfgs]
-    if sweep_T:
-        for T in T_values:
-            for s in (list(sweep_seeds) if sweep_seeds is not None else seeds):
-                for v in VARIANTS:
-                    work.append((make(v, s, sweep_iters or iters, T=T).to_dict(), ("sweep-T", T)))
+    points = [(T, sweep_iters or iters) for T in T_values] if sweep_T else []
+    for b in sweep_budgets:
+        if not (isinstance(b, tuple) and len(b) == 2 and all(isinstance(x, int) for x in b)
+                and b[0] >= 3 and b[1] >= 1):
+            raise ValueError(f"sweep_budgets: expected pairs (T >= 3, iters >= 1), got {b!r}")
+        if b not in points:
+            points.append(b)
+    for T, n in points:
+        for s in (list(sweep_seeds) if sweep_seeds is not None else seeds):
+            for v in VARIANTS:
+                work.append((make(v, s, n, T=T).to_dict(), ("sweep-T", T)))
     paper_cfgs = []
     if paper_tasks:
         bad = [n for n in paper_configs if n not in PAPER_CONFIGS]
@@ -385,11 +394,11 @@ def write_report(out: str, records: list[dict], recipe: str = "ours", figures: d
                  "[30, 60] × T/150. Solve rate (exact step), mean ± std over seeds; min in brackets.\n")
         L.append("| T | D range | seeds | iters | peephole solve | lstm solve | peephole MSE | lstm MSE |\n"
                  "|---:|---|---:|---:|---:|---:|---:|---:|")
-        for T in sorted({r["T"] for r in sweep}):
-            rs = [r for r in sweep if r["T"] == T]
+        for T, n in sorted({(r["T"], r["iters"]) for r in sweep}):
+            rs = [r for r in sweep if r["T"] == T and r["iters"] == n]
             sv = lambda v, k: [r[k] for r in rs if r["variant"] == v]  # noqa: E731
             dmin, dmax = round(30 * T / 150), round(60 * T / 150)
-            L.append(f"| {T} | [{dmin}, {dmax}] | {len({r['seed'] for r in rs})} | {rs[0]['iters']} | "
+            L.append(f"| {T} | [{dmin}, {dmax}] | {len({r['seed'] for r in rs})} | {n} | "
                      f"{_ms(sv('peephole', 'solve_rate'))} ({min(sv('peephole', 'solve_rate')):.2f}) | "
                      f"{_ms(sv('lstm', 'solve_rate'))} ({min(sv('lstm', 'solve_rate')):.2f}) | "
                      f"{_ms_e(sv('peephole', 'test_mse'))} | {_ms_e(sv('lstm', 'test_mse'))} |")

@@ -57,14 +57,14 @@ def test_reproduce_tiny_writes_results_report_and_figures(tmp_path):
 def test_sweep_budget_adds_a_T_at_its_own_budget_and_the_report_keeps_the_budgets_apart(tmp_path):
     out = tmp_path / "g"
     recs = gers2002.reproduce(str(out), seeds=[0], iters=6, sweep_T=True, T_values=[30],
-                              sweep_budgets=[(30, 12), (30, 6)], jobs=1, figures=False,
+                              sweep_budgets=[(30, 12), [30, 6]], jobs=1, figures=False,
                               quiet=True, log=lambda m: None)
     sweep = [r for r in recs if r["experiment"] == "sweep-T"]
     assert sorted((r["T"], r["iters"], r["variant"]) for r in sweep) == [
         (30, 6, "lstm"), (30, 6, "peephole"), (30, 12, "lstm"), (30, 12, "peephole")]
     report = (out / "report.md").read_text()
     assert "| 30 | [6, 12] | 1 | 6 |" in report and "| 30 | [6, 12] | 1 | 12 |" in report
-    for bad in ([(2, 10)], [(30, 0)], [(30,)], ["30:10"]):
+    for bad in ([(2, 10)], [(30, 0)], [(30,)], ["30:10"], [(30, True)]):
         with pytest.raises(ValueError, match="sweep_budgets"):
             gers2002.reproduce(str(tmp_path / "bad"), seeds=[0], iters=6, sweep_budgets=bad,
                                jobs=1, figures=False, quiet=True, log=lambda m: None)

@@ -52,9 +52,11 @@ print(statistics.median(ts) * 1e3)
 
 
 def _median_ms(H: int, threads: int, repeats: int, expr: str) -> float:
-    out = subprocess.run([sys.executable, "-c", _CHILD, str(H), str(threads), str(repeats), expr],
-                         check=True, capture_output=True, text=True).stdout
-    return float(out.split()[-1])
+    r = subprocess.run([sys.executable, "-c", _CHILD, str(H), str(threads), str(repeats), expr],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"timing {expr!r} failed:\n{r.stderr}")
+    return float(r.stdout.split()[-1])
 
 
 def run(workloads=("C1",), repeats: int = 10) -> list[dict]:

@@ -35,6 +35,8 @@ def main():
     ap.add_argument("--space-runs", action="store_true",
                     help="print the corpus's and the model's chance of one more space in a run")
     a = ap.parse_args()
+    if not a.temperature > 0:
+        ap.error(f"--temperature: expected a positive number, got {a.temperature}")
     run = load_run(a.run_dir)
     if a.space_runs:
         space_runs(run, a.temperature)

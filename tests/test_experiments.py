@@ -64,18 +64,25 @@ def test_sweep_budget_adds_a_T_at_its_own_budget_and_the_report_keeps_the_budget
         (30, 6, "lstm"), (30, 6, "peephole"), (30, 12, "lstm"), (30, 12, "peephole")]
     report = (out / "report.md").read_text()
     assert "| 30 | [6, 12] | 1 | 6 |" in report and "| 30 | [6, 12] | 1 | 12 |" in report
+    assert "| 30 | 6 | " in report and "| 30 | 12 | " in report      # the diagnosis, per budget
     for bad in ([(2, 10)], [(30, 0)], [(30,)], ["30:10"], [(30, True)]):
         with pytest.raises(ValueError, match="sweep_budgets"):
             gers2002.reproduce(str(tmp_path / "bad"), seeds=[0], iters=6, sweep_budgets=bad,
                                jobs=1, figures=False, quiet=True, log=lambda m: None)
+    assert not (tmp_path / "bad").exists()                         # refused before anything is written
 
 
-def test_sweep_budget_on_the_command_line_takes_T_ITERS_pairs(capsys):
+def test_sweep_budget_on_the_command_line_takes_T_ITERS_pairs(capsys, monkeypatch):
     for bad in ("1000", "1000:x", "2:100", "1000:0", ""):
         with pytest.raises(SystemExit) as e:
             main(["reproduce", "gers2002", "--sweep-budget", bad])
         assert e.value.code == 2
-    assert "expected T:ITERS pairs" in capsys.readouterr().err
+        assert "expected T:ITERS pairs" in capsys.readouterr().err
+    seen = {}
+    monkeypatch.setattr(gers2002, "reproduce", lambda out, **kw: seen.update(kw) or [])
+    assert main(["reproduce", "gers2002", "--sweep-budget", "1000:24000,600:9000"]) == 0
+    assert seen["sweep_budgets"] == [(1000, 24000), (600, 9000)]
+    assert main(["reproduce", "gers2002"]) == 0 and seen["sweep_budgets"] == []
 
 
 def test_sweep_diagnosis_counts_solved_seeds_and_names_how_the_others_fail():

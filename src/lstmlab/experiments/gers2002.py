@@ -153,6 +153,13 @@ def reproduce(out: str, seeds=range(10), iters: int = 3000, jobs: int | None = N
     seeds = list(seeds)
     if not seeds:
         raise ValueError("seeds: expected at least one seed")
+    budgets = []
+    for b in sweep_budgets or ():
+        if not (isinstance(b, (tuple, list)) and len(b) == 2
+                and all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in b)
+                and b[0] >= 3 and b[1] >= 1):
+            raise ValueError(f"sweep_budgets: expected pairs (T >= 3, iters >= 1), got {b!r}")
+        budgets.append((int(b[0]), int(b[1])))
     jobs = default_jobs() if jobs is None else jobs
     check_out_dir(out)
     t0 = time.perf_counter()
@@ -167,13 +174,9 @@ def reproduce(out: str, seeds=range(10), iters: int = 3000, jobs: int | None = N
         main_cfgs = [make(v, s, iters).to_dict() for v in VARIANTS for s in seeds]
     work = [(c, ("main", 150)) for c in main_cfgs]
     points = [(T, sweep_iters or iters) for T in T_values] if sweep_T else []
-    for b in sweep_budgets:
-        if not (isinstance(b, (tuple, list)) and len(b) == 2
-                and all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in b)
-                and b[0] >= 3 and b[1] >= 1):
-            raise ValueError(f"sweep_budgets: expected pairs (T >= 3, iters >= 1), got {b!r}")
-        if (int(b[0]), int(b[1])) not in points:
-            points.append((int(b[0]), int(b[1])))
+    for b in budgets:
+        if b not in points:
+            points.append(b)
     for T, n in points:
         for s in (list(sweep_seeds) if sweep_seeds is not None else seeds):
             for v in VARIANTS:

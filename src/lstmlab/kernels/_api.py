@@ -285,7 +285,8 @@ def _at_b(a, b, mat=np.matmul):
     (0.3.31, AMD EPYC) took 40 ms for the char LM's dW_hh, (512 x 3200)(3200 x 128), written
     ``a.T @ b`` as the first large product of a process, and 14 ms written this way (2 x 256:
     171 against 56 ms); ``benchmarks/bench_dw_product.py`` times both in fresh processes. On two
-    threads ``a.T @ b`` alone is a little faster, but the char-LM iteration read the same."""
+    threads ``a.T @ b`` alone is faster (6.8 against 10.1 ms), but the char-LM iteration read the
+    same; torch's BLAS (the PyTorch front end's ``mat``) took the same time in either order."""
     return np.ascontiguousarray(mat(b.T, a).T)                     # (M, K)
 
 

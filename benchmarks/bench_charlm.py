@@ -77,19 +77,27 @@ def torch_step(cfg):
 
 
 def run(workloads=("C1", "C2"), repeats=30, threads=1) -> list[dict]:
+    """The rows of the table; torch's and NumPy's BLAS thread counts are ``threads`` while it
+    runs and what they were afterwards."""
     import torch
-    from lstmlab._blas import set_blas_threads
+    from lstmlab._blas import blas_threads, set_blas_threads
+    before = torch.get_num_threads(), blas_threads()
     torch.set_num_threads(threads)
     set_blas_threads(threads)
     rows = []
-    for name in workloads:
-        cfg = _config(*WORKLOADS[name])
-        times = _time_round_robin([lstmlab_step(cfg), torch_step(cfg)], repeats, warmup=3)
-        ours, theirs = (statistics.median(t) * 1e3 for t in times)
-        rows.append({"workload": name, "layers": cfg.layers, "hidden": cfg.hidden,
-                     "batch": cfg.batch, "seq_len": cfg.task_args["seq_len"], "threads": threads,
-                     "repeats": len(times[0]), "lstmlab_ms": ours, "torch_ms": theirs,
-                     "ratio": ours / theirs})
+    try:
+        for name in workloads:
+            cfg = _config(*WORKLOADS[name])
+            times = _time_round_robin([lstmlab_step(cfg), torch_step(cfg)], repeats, warmup=3)
+            ours, theirs = (statistics.median(t) * 1e3 for t in times)
+            rows.append({"workload": name, "layers": cfg.layers, "hidden": cfg.hidden,
+                         "batch": cfg.batch, "seq_len": cfg.task_args["seq_len"],
+                         "threads": threads, "repeats": len(times[0]), "lstmlab_ms": ours,
+                         "torch_ms": theirs, "ratio": ours / theirs})
+    finally:
+        torch.set_num_threads(before[0])
+        if before[1] is not None:
+            set_blas_threads(before[1])
     return rows
 
 

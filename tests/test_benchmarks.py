@@ -43,9 +43,13 @@ def test_torch_module_benchmark_runs_every_path(capsys):
 
 
 def test_charlm_benchmark_runs_both_paths_on_the_same_batches(capsys):
-    pytest.importorskip("torch")
+    torch = pytest.importorskip("torch")
     import bench_charlm
-    assert bench_charlm.main(["--workloads", "C1", "--repeats", "2"]) == 0
+
+    from lstmlab._blas import blas_threads
+    before = blas_threads(), torch.get_num_threads()
+    assert bench_charlm.main(["--workloads", "C1", "--repeats", "2", "--threads", "1"]) == 0
+    assert (blas_threads(), torch.get_num_threads()) == before    # the thread counts restored
     out = capsys.readouterr().out
     assert "| C1 | 1 x 128, B 32, T 100 |" in out
     with pytest.raises(SystemExit):

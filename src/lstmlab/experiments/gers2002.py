@@ -173,12 +173,13 @@ def reproduce(out: str, seeds=range(10), iters: int = 3000, jobs: int | None = N
     else:
         main_cfgs = [make(v, s, iters).to_dict() for v in VARIANTS for s in seeds]
     work = [(c, ("main", 150)) for c in main_cfgs]
+    sweep_seed_list = list(sweep_seeds) if sweep_seeds is not None else seeds
     points = [(T, sweep_iters or iters) for T in T_values] if sweep_T else []
     for b in budgets:
         if b not in points:
             points.append(b)
     for T, n in points:
-        for s in (list(sweep_seeds) if sweep_seeds is not None else seeds):
+        for s in sweep_seed_list:
             for v in VARIANTS:
                 work.append((make(v, s, n, T=T).to_dict(), ("sweep-T", T)))
     paper_cfgs = []

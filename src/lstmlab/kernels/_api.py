@@ -475,7 +475,7 @@ def lstm_loop_backward(spec, Hs, Cs, G, W_hh, peep, R, mask, dY, dh_n, dc_n, *, 
         idx = _ifo(H)
         if T > 1:
             Gr = cells.lstm_gate_rows(G)
-            M = mat(dxp[1:].reshape(-1, H4).T, Gr[:-1].reshape(-1, H4))  # (4H, 4H)
+            M = _at_b(dxp[1:].reshape(-1, H4), Gr[:-1].reshape(-1, H4), mat)  # (4H, 4H)
             dR = np.ascontiguousarray(M[np.ix_(idx, idx)])
         else:
             dR = np.zeros((3 * H, 3 * H), dtype=dt)

@@ -29,7 +29,7 @@ WORKLOADS = {"C1": (1, 128), "C2": (2, 256)}
 
 def _config(layers, hidden):
     from lstmlab.experiments.charlm import charlm_config
-    return charlm_config(None, "lstm", layers, hidden, epochs=1)
+    return charlm_config(None, "lstm", layers, hidden, epochs=1, dropout=0.0)   # as torch runs it
 
 
 def lstmlab_step(cfg):

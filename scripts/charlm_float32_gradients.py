@@ -38,7 +38,7 @@ def torch_model(params, V, H, L, dtype):
 def float64_weight_differences(n, layers, hidden):
     """Max |difference| of each parameter after n float64 updates of both."""
     cfg = charlm_config(None, "lstm", layers, hidden, iters=n, eval_every=n, checkpoint_every=n,
-                        dtype="float64")
+                        dtype="float64", dropout=0.0)
     task = cfg.make_task()
     init = {k: v.copy() for k, v in build_model(cfg, task).params.items()}
     with tempfile.TemporaryDirectory() as d:
@@ -56,7 +56,7 @@ def float64_weight_differences(n, layers, hidden):
 def gradients(params, batch, layers, hidden, V, impl, dtype):
     """d loss / d params of one batch from a zero state, as float64 arrays."""
     if impl == "lstmlab":
-        cfg = charlm_config(None, "lstm", layers, hidden, dtype=dtype)
+        cfg = charlm_config(None, "lstm", layers, hidden, dtype=dtype, dropout=0.0)
         m = build_model(cfg, cfg.make_task())
         m.load_params({k: np.asarray(v, dtype=dtype) for k, v in params.items()})
         pred, _, cache = m.forward(batch.x, None, training=True)
@@ -78,7 +78,7 @@ def main():
     diff = float64_weight_differences(a.updates, a.layers, a.hidden)
     print(f"1. float64, {a.layers} x {a.hidden}, {a.updates} updates: largest parameter difference "
           f"{max(diff.values()):.1e} ({max(diff, key=diff.get)})")
-    cfg = charlm_config(None, "lstm", 2, 256)
+    cfg = charlm_config(None, "lstm", 2, 256, dropout=0.0)
     task = cfg.make_task()
     params = build_model(cfg, task).params
     for it in (0, 100):

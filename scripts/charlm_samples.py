@@ -14,6 +14,11 @@ spaces (a weak model at a low temperature keeps adding spaces once it is inside 
 text's runs of at least n spaces that go on past n, beside the model's probability of a space
 after a newline and n spaces (its state read from the prime ``"\n"``), and that probability at
 ``--temperature``: sharpened as the sampler does, p^(1/T) over the sum of all characters' p^(1/T).
+
+``--indents`` reads the first 40,000 characters of the validation split through the model (from
+a zero state, the true text as input) and prints, at the line starts after n spaces (n = 4, 8,
+12, 16), the model's mean P(space) where the text has one more space and where the indentation
+ends there: how well the model knows, in context, how deep the line is indented.
 """
 import argparse
 import re
@@ -23,17 +28,25 @@ import numpy as np
 from lstmlab.experiments.charlm import _step_logits, generate, word_stats
 from lstmlab.train.loop import load_run
 
+#: Three primes that start code (an indented method, a class body, a module's first def) and
+#: three that do not say whether prose or code follows.
+PRIMES = ["    def ", "class Stack:\n    def ", "import os\n\n\ndef ", "def ", "class ", "\n"]
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run_dir")
-    ap.add_argument("--prime", action="append", help="repeatable (default: 'def ', 'class ', newline)")
+    ap.add_argument("--prime", action="append",
+                    help="repeatable (default: the six of README.md, PRIMES)")
     ap.add_argument("--temperature", type=float, default=0.5)
     ap.add_argument("--length", type=int, default=600)
     ap.add_argument("--seeds", type=int, default=10, help="seeds 0 .. N-1 (default 10)")
     ap.add_argument("--run", type=int, default=40, help="spaces that count as a run (default 40)")
     ap.add_argument("--space-runs", action="store_true",
                     help="print the corpus's and the model's chance of one more space in a run")
+    ap.add_argument("--indents", action="store_true",
+                    help="print the model's chance of one more space at line starts of held-out "
+                         "text, where the indentation goes on and where it ends")
     a = ap.parse_args()
     if not a.temperature > 0:
         ap.error(f"--temperature: expected a positive number, got {a.temperature}")
@@ -41,8 +54,11 @@ def main():
     if a.space_runs:
         space_runs(run, a.temperature)
         return
+    if a.indents:
+        indents(run, a.temperature)
+        return
     spaces = re.compile(" {%d,}" % a.run)
-    for prime in a.prime or ["def ", "class ", "\n"]:
+    for prime in a.prime or PRIMES:
         shares, stuck = [], 0
         for seed in range(a.seeds):
             text = generate(run, prime=prime, length=a.length, temperature=a.temperature, seed=seed)
@@ -72,6 +88,40 @@ def space_runs(run, temperature):
         at_least = int((lengths >= n).sum())
         share = (lengths > n).sum() / at_least if at_least else float("nan")
         print(f"| {n} | {at_least} | {share:.2f} | {model[n][0]:.2f} | {model[n][1]:.3f} |")
+
+
+def indents(run, temperature, n_chars=40000):
+    corpus = run["task"].corpus
+    ids = corpus.split("valid")[:n_chars]                                 # (N,)
+    text = corpus.decode(ids)
+    pred, _, _ = run["model"].forward(np.asarray(ids, dtype=np.int64)[:, None], None)   # (N, 1, V)
+    z = pred[:, 0].astype(np.float64)
+    sp = corpus.vocab.index(" ")
+    p_space = {}
+    for T in (1.0, temperature):
+        q = np.exp((z - z.max(axis=1, keepdims=True)) / T)
+        p_space[T] = q[:, sp] / q.sum(axis=1)                             # (N,) P(next is a space)
+    at = {}                                          # (n, goes on) -> positions t after n spaces
+    n, line_start = 0, True
+    for t in range(len(text) - 1):
+        if text[t] == "\n":
+            n, line_start = 0, True
+        elif text[t] == " " and line_start:
+            n += 1
+        else:
+            line_start = False
+        if line_start and text[t] == " ":
+            at.setdefault((n, text[t + 1] == " "), []).append(t)
+    print(f"| n spaces | goes on: lines | P(space) | at T = {temperature} | ends: lines | P(space) | "
+          f"at T = {temperature} |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for n in (4, 8, 12, 16):
+        cells = []
+        for on in (True, False):
+            t = at.get((n, on), [])
+            cells += [str(len(t)), f"{p_space[1.0][t].mean():.2f}" if t else "-",
+                      f"{p_space[temperature][t].mean():.2f}" if t else "-"]
+        print(f"| {n} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

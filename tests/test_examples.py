@@ -57,3 +57,5 @@ def test_char_lm_side_by_side_quick_run_matches_torch(tmp_path):
     assert res["torch"]["test_bpc"] < 0.9 * np.log2(103) and len(res["torch"]["curve"]) == 2
     assert [p["iter"] for p in res["torch"]["curve"]] == [p["iter"] for p in res["lstmlab"]["curve"]]
     assert os.path.exists(res["figure"])
+    with open(os.path.join(tmp_path, "lstmlab-run", "config.json")) as f:
+        assert json.load(f)["dropout"] == 0.0          # torch cannot draw the recipe's masks

@@ -25,7 +25,7 @@ import re
 
 import numpy as np
 
-from lstmlab.experiments.charlm import _step_logits, generate, word_stats
+from lstmlab.experiments.charlm import _step_logits, generate, text_features, word_stats
 from lstmlab.train.loop import load_run
 
 #: Three primes that start code (an indented method, a class body, a module's first def) and
@@ -101,26 +101,22 @@ def indents(run, temperature, n_chars=40000):
     for T in (1.0, temperature):
         q = np.exp((z - z.max(axis=1, keepdims=True)) / T)
         p_space[T] = q[:, sp] / q.sum(axis=1)                             # (N,) P(next is a space)
-    at = {}                                          # (n, goes on) -> positions t after n spaces
-    n, line_start = 0, True
-    for t in range(len(text) - 1):
-        if text[t] == "\n":
-            n, line_start = 0, True
-        elif text[t] == " " and line_start:
-            n += 1
-        else:
-            line_start = False
-        if line_start and text[t] == " ":
-            at.setdefault((n, text[t + 1] == " "), []).append(t)
+    f = text_features(text)
+    chars = np.array(list(text))                                          # (N,)
+    indent = f["indent"][:-1]               # (N-1,) leading spaces of the line up to position t
+    leading = (chars[:-1] == " ") & (indent == f["line_position"][:-1])   # t in that leading run
+    goes_on = chars[1:] == " "
+    at = {(n, on): np.flatnonzero(leading & (indent == n) & (goes_on == on))
+          for n in (4, 8, 12, 16) for on in (True, False)}   # positions t after n spaces
     print(f"| n spaces | goes on: lines | P(space) | at T = {temperature} | ends: lines | P(space) | "
           f"at T = {temperature} |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for n in (4, 8, 12, 16):
         cells = []
         for on in (True, False):
-            t = at.get((n, on), [])
-            cells += [str(len(t)), f"{p_space[1.0][t].mean():.2f}" if t else "-",
-                      f"{p_space[temperature][t].mean():.2f}" if t else "-"]
+            t = at[n, on]
+            cells += [str(len(t)), f"{p_space[1.0][t].mean():.2f}" if len(t) else "-",
+                      f"{p_space[temperature][t].mean():.2f}" if len(t) else "-"]
         print(f"| {n} | " + " | ".join(cells) + " |")
 
 

@@ -10,9 +10,10 @@ default corpus); cells with peepholes have their cell state clipped to [-5, 5]
 (:data:`PEEPHOLE_CELL_CLIP`). Without dropout the 2 x 256 model fits the training text far
 better than held-out text (after 30 epochs 1.17 bits per character on the one, 2.01 on the
 other); with the dropout and the 20 epochs its held-out bpc is 6-8% lower (two seeds), and its
-samples at temperature 0.5 end in a run of spaces less often, though still often (README.md). The side-by-side with ``torch.nn.LSTM``
-(``examples/char_language_model.py``) trains without dropout, since the two libraries cannot
-draw the same masks, for 10 epochs. Bits per character on held-out text are
+samples at temperature 0.5 end in a run of spaces less often, though still often (README.md).
+The side-by-side with ``torch.nn.LSTM`` (``examples/char_language_model.py``) trains without
+dropout, since the two libraries cannot draw the same masks, for 10 epochs. Bits per character
+on held-out text are
 ``-sum_t log2 p(x_{t+1} | x_{<=t}) / N``, each held-out stream read from a zero state.
 
 Sampling (:func:`generate`): the prime is read through the network, then each next character

@@ -8,6 +8,8 @@ compilation cache.
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import subprocess
 import sys
@@ -159,6 +161,50 @@ def test_lstm_wide_batch_and_hidden(large):
                                               a["dY"], a["dh"], a["dc"], large=large)
             for x, y in zip(outb, refb):
                 close(x, y, np.float64, name)
+
+
+def _teams():
+    """OpenMPTeams to test the large path's ``team=`` on: one asked for 3 threads that runs the
+    callback once, on this thread (as an OpenMP runtime may give fewer threads than asked for:
+    that one thread must claim every part), and real libgomp teams of 2 and 3 threads where a
+    libgomp loads."""
+    def one_thread(fn, data, threads, flags):
+        ctypes.CFUNCTYPE(None, ctypes.c_void_p)(fn)(data)
+    teams = [("one_of_3", kernels.OpenMPTeam(one_thread, 3))]
+    name = ctypes.util.find_library("gomp")
+    if name:
+        f = ctypes.CDLL(name).GOMP_parallel
+        f.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+        f.restype = None
+        teams += [("gomp2", kernels.OpenMPTeam(f, 2)), ("gomp3", kernels.OpenMPTeam(f, 3))]
+    return teams
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("name", ["peephole_clip", "fgr", "cifg_noaf_niaf", "nig_nog_fgr"])
+def test_lstm_large_path_on_a_team_gives_the_same_bits(name, dtype):
+    """``team=``: the large path's per-step kernels split by batch rows over a team's threads give
+    the same bits as one call per step, forward and backward, with padding, for batches smaller
+    than, equal to and larger than the team (B = 1 runs without it)."""
+    spec = SPECS[name]
+    rng = np.random.default_rng(zlib.crc32(f"team{name}{np.dtype(dtype).name}".encode()))
+    for label, team in _teams():
+        for T, B, H in ((5, 1, 40), (4, 2, 40), (6, 7, 45)):
+            a = lstm_inputs(rng, spec, T, B, H, dtype, "lengths")
+            args = (a["W"], a["peep"], a["R"])
+            one = kernels.lstm_loop_forward(spec, a["xp"], *args, a["h0"], a["c0"], a["mask"],
+                                            large=True)
+            got = kernels.lstm_loop_forward(spec, a["xp"], *args, a["h0"], a["c0"], a["mask"],
+                                            large=True, team=team)
+            for what, x, y in zip(("Hs", "Cs", "G"), got, one):
+                np.testing.assert_array_equal(x, y, err_msg=f"{label} {what} B={B}")
+            oneb = kernels.lstm_loop_backward(spec, *one, *args, a["mask"], a["dY"], a["dh"],
+                                              a["dc"], large=True)
+            gotb = kernels.lstm_loop_backward(spec, *one, *args, a["mask"], a["dY"], a["dh"],
+                                              a["dc"], large=True, team=team)
+            for what, x, y in zip(("dxp", "dW_hh", "dpeep", "dR", "dh0", "dc0"), gotb, oneb):
+                if y is not None:
+                    np.testing.assert_array_equal(x, y, err_msg=f"{label} {what} B={B}")
 
 
 @pytest.mark.parametrize("name", ["peephole", "fgr"])

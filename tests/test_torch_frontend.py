@@ -96,12 +96,12 @@ def test_equals_torch_nn(kind, dtype, backend, layout):
     _compare(_run(mine, x, hx, w, lengths), _run(ref, x, hx, w, lengths), TOL[dtype])
 
 
-def _engine_and_module(variant, backend, rng, **kw):
+def _engine_and_module(variant, backend, rng, hidden=H, **kw):
     cls = {"gru": ll.GRU, "rnn": ll.RNN}.get(variant, ll.LSTM)
-    eng = randomize(cls(D, H, variant=variant, num_layers=2, bidirectional=True, seed=2,
+    eng = randomize(cls(D, hidden, variant=variant, num_layers=2, bidirectional=True, seed=2,
                         backend="reference", **kw), rng)
     tcls = {"gru": lt.GRU, "rnn": lt.RNN}.get(variant, lt.LSTM)
-    mod = tcls(D, H, num_layers=2, bidirectional=True, dtype=F64, variant=variant,
+    mod = tcls(D, hidden, num_layers=2, bidirectional=True, dtype=F64, variant=variant,
                backend=backend)
     mod.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in eng.params.items()})
     return eng, mod
@@ -112,7 +112,35 @@ def _engine_and_module(variant, backend, rng, **kw):
 def test_every_preset_equals_the_engine(variant, backend, rng):
     """Both paths equal the NumPy engine to 1e-10 in float64: outputs, final states, gradients of
     input, states and every parameter; 2 layers, both directions, sequences of unequal length."""
-    eng, mod = _engine_and_module(variant, backend, rng)
+    _assert_equals_engine(variant, backend, rng, H)
+
+
+@pytest.mark.parametrize("variant", ["peephole", "fgr", "cifg"])
+def test_large_lstm_runs_its_steps_on_torchs_team(variant, rng, monkeypatch):
+    """H = 40 (the kernels' per-step BLAS path) on two torch threads: each step's elementwise
+    kernel runs on torch's OpenMP team (the team's run is called), and the module still equals
+    the NumPy engine to 1e-10."""
+    from lstmlab.kernels import OpenMPTeam
+    from lstmlab.torch import _compiled
+
+    if _compiled._gomp_parallel() is None:
+        pytest.skip("this torch ships no libgomp (torch/lib/libgomp.so.1)")
+    calls = []
+    run = OpenMPTeam.run
+    monkeypatch.setattr(OpenMPTeam, "run", lambda self, *a: (calls.append(self.threads),
+                                                             run(self, *a)))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        _assert_equals_engine(variant, "compiled", rng, 40)
+    finally:
+        torch.set_num_threads(threads)
+    assert calls and set(calls) == {2}          # 2 layers x 2 directions x T steps, both ways
+    assert len(calls) == 2 * 2 * 2 * T
+
+
+def _assert_equals_engine(variant, backend, rng, H):
+    eng, mod = _engine_and_module(variant, backend, rng, H)
     lengths = np.array([T, 2, 5])
     x = rng.normal(size=(T, B, D))
     kind = "lstm" if variant not in ("gru", "rnn") else variant

@@ -44,12 +44,12 @@ __all__ = [
     "available", "unavailable_reason", "warmup",
     "lstm_loop_forward", "lstm_loop_backward", "gru_loop_forward", "gru_loop_backward",
     "rnn_loop_forward", "rnn_loop_backward", "input_projection", "input_projection_backward",
-    "set_num_threads", "get_num_threads", "adam_scalars", "adam_update",
+    "set_num_threads", "get_num_threads", "adam_scalars", "adam_update", "OpenMPTeam",
 ]
 
 try:
     from . import _api
-    from ._api import (adam_scalars, adam_update, get_num_threads,  # noqa: F401
+    from ._api import (OpenMPTeam, adam_scalars, adam_update, get_num_threads,  # noqa: F401
                        gru_loop_backward, gru_loop_forward, input_projection,
                        input_projection_backward, lstm_loop_backward, lstm_loop_forward,
                        rnn_loop_backward, rnn_loop_forward, set_num_threads)
@@ -253,6 +253,8 @@ def _warm(pieces, names, counts=(1,)) -> None:
                                                   m, large=True)
                     lstm_loop_backward(spec, Hs, Cs, G, *lstm_w, m, r(T, B, H), r(B, H), r(B, H),
                                        large=True)
+                    for team in ("lstm_fwd_team", "lstm_bwd_team"):  # OpenMPTeam's callbacks
+                        _api._team_callback(team, dt)
                     _warm_gru(r, m, T, B, H, large=True)
                     _warm_rnn(r, m, T, B, H, large=True)
                 elif piece == "proj":

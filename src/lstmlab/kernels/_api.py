@@ -25,6 +25,7 @@ __all__ = [
     "rnn_loop_forward", "rnn_loop_backward", "input_projection", "input_projection_backward",
     "SMALL_MAX_H", "PROJ_MAX_D", "PROJ_BIAS_COLUMN_MAX_D", "PART_ROWS", "use_large_path",
     "batch_parts", "set_num_threads", "get_num_threads", "adam_scalars", "adam_update",
+    "OpenMPTeam",
 ]
 
 #: Largest hidden size that takes the small path (recurrent products in compiled loops). Above
@@ -354,11 +355,70 @@ def input_projection_backward(dxp, x, W_ih, input_grad=True):
 
 
 # ----------------------------------------------------------------------------------------------
+# A caller's OpenMP team (the LSTM's large path under the PyTorch front end)
+# ----------------------------------------------------------------------------------------------
+
+class OpenMPTeam:
+    """Runs a C callback ``void fn(void *data)`` once on each of ``threads`` threads of an
+    OpenMP runtime, through its ``GOMP_parallel(fn, data, threads, flags)`` (libgomp's entry
+    point for ``#pragma omp parallel``; a ctypes function). The LSTM's large-path loops take one
+    (``team=``) and run each step's elementwise kernel on it, split by batch rows, instead of
+    on the calling thread alone.
+
+    Why a caller's team: the PyTorch front end passes torch's own (the libgomp that torch loads),
+    whose threads have just made the step's matrix product and still spin. Rows on a thread of
+    our own (or on numba's threads, another OpenMP runtime) made W2's forward slower, since
+    they fought torch's spinning threads for the two cores; on torch's team its forward loop went
+    from 105 to 81-87 ms and the kernels alone from 32 to 17 ms (T=100, B=64, H=256, float32,
+    2 threads, AMD EPYC)."""
+
+    def __init__(self, gomp_parallel, threads: int):
+        self._parallel = gomp_parallel
+        self.threads = int(threads)
+
+    def run(self, fn_address: int, data_address: int) -> None:
+        self._parallel(fn_address, data_address, self.threads, 0)
+
+
+@functools.lru_cache(maxsize=8)
+def _team_callback(name: str, dt: np.dtype) -> int:
+    """The address of the C callback ``_jit.<name><bits>`` (compiled with ``numba.cfunc`` on first
+    use, the SLP vectoriser on, cached on disk like the kernels)."""
+    body = getattr(_jit, f"{name}{dt.itemsize * 8}")
+    with _slp:
+        fn = numba.cfunc(numba.types.void(numba.types.voidptr), cache=True, error_model="numpy",
+                         fastmath=_jit._FM)(body)
+    _team_callbacks.append(fn)                # keeps the compiled code alive
+    return fn.address
+
+
+_team_callbacks: list = []
+
+
+def _team_block(dt, parts, T, B, H, flags, qrows, scalars, outs, *arrays) -> np.ndarray:
+    """The int64 block a team callback reads (layout at ``_jit.TEAM_BLOCK``); every array must stay
+    alive, C-contiguous in dtype dt, while the block is used."""
+    for a in (scalars, outs, *arrays):
+        if not (a.flags.c_contiguous and a.dtype == dt):
+            raise RuntimeError("team block: arrays must be C-contiguous in the compute dtype")
+    block = np.zeros(_jit.TEAM_BLOCK, dtype=np.int64)
+    block[1:10] = (parts, 0, T, B, H, sum(int(f) << i for i, f in enumerate(flags)), qrows,
+                   scalars.ctypes.data, outs.ctypes.data)
+    block[10:10 + len(arrays)] = [a.ctypes.data for a in arrays]
+    return block
+
+
+def _team_parts(team, B: int) -> int:
+    """How many row parts a step runs as on ``team`` (0: no team, run it in one call)."""
+    return 0 if team is None or team.threads < 2 or B < 2 else min(team.threads, B)
+
+
+# ----------------------------------------------------------------------------------------------
 # LSTM
 # ----------------------------------------------------------------------------------------------
 
 def lstm_loop_forward(spec, xp, W_hh, peep, R, h0, c0, mask, overwrite_xp=False, *, large=None,
-                      matmul=None):
+                      matmul=None, team=None):
     """Compiled :func:`lstmlab.core.cells.lstm_loop_forward` (same arguments and results, but for
     G's layout on the small path: (T, 4, B, H), gate-major, which its loops write and read in
     place; :func:`lstmlab.core.cells.lstm_gate_rows` gives the reference's rows). On the large
@@ -370,6 +430,9 @@ def lstm_loop_forward(spec, xp, W_hh, peep, R, h0, c0, mask, overwrite_xp=False,
     only; every loop function takes it) replaces ``np.matmul`` for the matrix products made from
     Python (the large path's per-step products and the dW_hh product): the PyTorch front end
     passes torch's, so that one BLAS and one thread pool serve the whole training step.
+    ``team`` (keyword only, an :class:`OpenMPTeam`, the LSTM loops only) runs the large path's
+    per-step elementwise kernel split by batch rows on that team's threads (same results); the
+    PyTorch front end passes torch's team.
     """
     mat = np.matmul if matmul is None else matmul     # products: NumPy's or the caller's
     dt = _dtype(xp)
@@ -403,16 +466,28 @@ def lstm_loop_forward(spec, xp, W_hh, peep, R, h0, c0, mask, overwrite_xp=False,
     if fg:
         RT4 = np.zeros((H4, 3 * H), dtype=dt)                     # q_prev R^T = G[t-1] RT4
         RT4[_ifo(H)] = Rm.T
+    parts = _team_parts(team, B)
+    if parts:                                                     # the step on team's threads
+        fn = _team_callback("lstm_fwd_team", dt)
+        outs = np.empty((parts, OUT.size), dtype=dt)
+        block = _team_block(dt, parts, T, B, H, flags, rq.shape[0], np.array([clip, one], dt),
+                            outs, xp, PB, rq, m, Hs, Cs, G, pc)
+        at = block.ctypes.data
     for t in range(T):
         mat(Hs[t], WT, out=PB)                                    # (B, 4H) = h_prev W_hh^T
         if fg and t > 0:
             mat(G[t - 1], RT4, out=rq)
-        _call(_jit.lstm_fwd_step, dt, t, xp, PB, rq, m, Hs, Cs, G, pc, OUT, *flags, clip, one)
+        if parts:
+            block[0], block[2] = 0, t
+            team.run(fn, at)
+        else:
+            _call(_jit.lstm_fwd_step, dt, t, xp, PB, rq, m, Hs, Cs, G, pc, OUT, *flags, clip, one,
+                  0, B)
     return Hs, Cs, G
 
 
 def lstm_loop_backward(spec, Hs, Cs, G, W_hh, peep, R, mask, dY, dh_n, dc_n, *, large=None,
-                       matmul=None):
+                       matmul=None, team=None):
     """Compiled :func:`lstmlab.core.cells.lstm_loop_backward` (same arguments and results; G in
     either layout, converted where the path needs the other)."""
     mat = np.matmul if matmul is None else matmul     # products: NumPy's or the caller's
@@ -460,9 +535,20 @@ def lstm_loop_backward(spec, Hs, Cs, G, W_hh, peep, R, mask, dY, dh_n, dc_n, *, 
         if fg:
             R4 = np.zeros((H4, 3 * H), dtype=dt)                  # dq_prev = da R4
             R4[_ifo(H)] = Rm
+        parts = _team_parts(team, B)
+        if parts:                                                 # the step on team's threads
+            fn = _team_callback("lstm_bwd_team", dt)
+            outs = np.empty((parts, OUT.size), dtype=dt)
+            block = _team_block(dt, parts, T, B, H, flags, dq.shape[0], np.array([clip, one], dt),
+                                outs, G, Cs, m, dY, dh, dc, dq, mm, mq, dxp, dpeep_rows, pc)
+            at = block.ctypes.data
         for t in range(T - 1, -1, -1):
-            _call(_jit.lstm_bwd_step, dt, t, G, Cs, m, dY, dh, dc, dq, mm, mq, dxp, dpeep_rows, pc,
-                  OUT, *flags, clip, one)
+            if parts:
+                block[0], block[2] = 0, t
+                team.run(fn, at)
+            else:
+                _call(_jit.lstm_bwd_step, dt, t, G, Cs, m, dY, dh, dc, dq, mm, mq, dxp, dpeep_rows,
+                      pc, OUT, *flags, clip, one, 0, B)
             mat(dxp[t], W, out=mm)                                # (B, H) = da W_hh
             if fg:
                 mat(dxp[t], R4, out=mq)

@@ -37,7 +37,9 @@ Two paths per cell (``_api.SMALL_MAX_H`` chooses by hidden size):
   translate from and to the (B, 4H) layouts of ``xp`` and ``dxp``. GRU and RNN run row by row.
   No allocation inside the time loop.
 * *large*: a Python loop over time calls BLAS (``np.matmul`` with ``out=``) for the per-step
-  recurrent products and one compiled call per step for everything elementwise (row by row).
+  recurrent products and one compiled call per step for everything elementwise (row by row;
+  for the LSTM, split by rows over a caller's OpenMP team where one is given: the section
+  "LSTM large-path steps on a caller's OpenMP team").
 
 Two LLVM facts shape the code: an index numba cannot prove non-negative gets a wraparound select
 that hides the address pattern (hence uint64 indices), and a loop that stores to several
@@ -54,7 +56,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange, types
+from llvmlite import ir
+from numba import carray, njit, prange, types
 from numba.extending import intrinsic, overload
 
 _FM = {"contract"}
@@ -1296,9 +1299,10 @@ def lstm_bwd_parts(bounds, Hs, Cs, G, W, pc, R, mask, dY, dh, dc, dxp, dpeeps, d
 
 @njit(**_JIT)
 def lstm_fwd_step(t, xp, PB, rq, mask, Hs, Cs, G, pc, OUT, ui, uf, uo, ag, ac, cp, fg, pe, clip,
-                  one):
-    """One step of the large path: PB (B, 4H) = h_prev W_hh^T (BLAS); rq (B, 3H) = q_prev R^T
-    with FGR (else any array of at least 3H elements)."""
+                  one, b0, b1):
+    """One step of the large path for the rows [b0, b1): PB (B, 4H) = h_prev W_hh^T (BLAS); rq
+    (B, 3H) = q_prev R^T with FGR (else any array of at least 3H elements). Rows are independent,
+    so calls on disjoint row ranges may run at once (:func:`lstm_fwd_team`)."""
     t = U(t)
     B = U(xp.shape[1])
     H4 = U(xp.shape[2])
@@ -1312,7 +1316,7 @@ def lstm_fwd_step(t, xp, PB, rq, mask, Hs, Cs, G, pc, OUT, ui, uf, uo, ag, ac, c
     Csf = Cs.reshape(-1)
     Gf = G.reshape(-1)
     pcf = pc.reshape(-1)
-    for b in range(B):
+    for b in range(U(b0), U(b1)):
         gb = (t * B + b) * H4
         cb = (t * B + b) * H
         cb1 = cb + B * H
@@ -1335,9 +1339,10 @@ def lstm_fwd_step(t, xp, PB, rq, mask, Hs, Cs, G, pc, OUT, ui, uf, uo, ag, ac, c
 
 @njit(**_JIT)
 def lstm_bwd_step(t, G, Cs, mask, dY, dh, dc, dq, mm, mq, dxp, dpeep, pc, OUT, ui, uf, uo, ag, ac,
-                  cp, fg, pe, clip, one):
-    """One step of the large path's BPTT. ``dpeep`` is (B, 3H): each row accumulates its own
-    peephole gradient (no shared accumulator); the caller sums over the rows at the end.
+                  cp, fg, pe, clip, one, b0, b1):
+    """One step of the large path's BPTT for the rows [b0, b1) (independent rows, as in
+    :func:`lstm_fwd_step`). ``dpeep`` is (B, 3H): each row accumulates its own peephole gradient
+    (no shared accumulator); the caller sums over the rows at the end.
 
     First the rows valid at step t+1 take the BLAS products of that step: ``dh = mm``
     (= da_{t+1} W_hh) and ``dq = mq``; then dxp[t] is computed for the rows valid at step t
@@ -1361,7 +1366,7 @@ def lstm_bwd_step(t, G, Cs, mask, dY, dh, dc, dq, mm, mq, dxp, dpeep, pc, OUT, u
     dxpf = dxp.reshape(-1)
     dpf = dpeep.reshape(-1)
     pcf = pc.reshape(-1)
-    for b in range(B):
+    for b in range(U(b0), U(b1)):
         hb = b * H
         qb = b * H3
         if t + U(1) < T:
@@ -1381,6 +1386,121 @@ def lstm_bwd_step(t, G, Cs, mask, dY, dh, dc, dq, mm, mq, dxp, dpeep, pc, OUT, u
             _lstm_bwd_row(Gf, gb, Csf, cb, cb1, dYf, dhf, hb, dcf, dqf, qb, pcf, OUT, dxpf, dpf,
                           qb, H, u0, L, ui, uf, uo, ag, ac, cp, fg, pe, clip, one)
             u0 += L
+
+
+# ----------------------------------------------------------------------------------------------
+# LSTM large-path steps on a caller's OpenMP team
+# ----------------------------------------------------------------------------------------------
+# The PyTorch front end runs each step's elementwise kernel on torch's own OpenMP threads, the
+# ones that have just made the step's matrix product and are still spinning, through libgomp's
+# ``GOMP_parallel(fn, data, threads, 0)`` (what ``#pragma omp parallel`` compiles to; see
+# ``_api.OpenMPTeam``). ``fn`` is a C callback made from ``lstm_fwd_team32`` etc. (``_api``
+# compiles them with ``numba.cfunc`` on first use); ``data`` is an int64 block of TEAM_BLOCK slots:
+#
+#   0 a counter (0 before the call), 1 parts, 2 t, 3 T, 4 B, 5 H, 6 the spec's eight flags as bits
+#   (ui, uf, uo, ag, ac, cp, fg, pe from bit 0), 7 the rows of rq / dq / mq, 8 the address of
+#   [clip, one], 9 of the OUT scratch (parts, NSEG * CAP), from 10 the addresses of the step's
+#   arrays in the order of its arguments (C-contiguous, the compute dtype).
+#
+# Every thread claims parts (rows [B p / parts, B (p + 1) / parts)) from the counter until none is
+# left, so a team smaller than asked for still does every part. The rows are independent, so the
+# results are the same bits as one sequential call.
+
+TEAM_BLOCK = 24
+
+
+@intrinsic
+def _address_as(typingctx, addr, like):
+    """The integer ``addr`` as a pointer to ``like``'s type (the first argument of ``carray``)."""
+    if not isinstance(addr, types.Integer):
+        return None
+    sig = types.CPointer(like)(addr, like)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
+    return sig, codegen
+
+
+@intrinsic
+def _claim(typingctx, block):
+    """Atomically add 1 to ``block[0]`` (an int64 array) and return the value before."""
+    if not (isinstance(block, types.Array) and block.dtype == types.int64):
+        return None
+    sig = types.int64(block)
+
+    def codegen(context, builder, signature, args):
+        a = context.make_array(signature.args[0])(context, builder, args[0])
+        return builder.atomic_rmw("add", a.data, ir.Constant(ir.IntType(64), 1), "seq_cst")
+    return sig, codegen
+
+
+@njit(**_JIT)
+def _lstm_fwd_team(a, one):
+    """:func:`lstm_fwd_step` over the parts this thread claims; ``a`` the block, ``one`` the
+    dtype's 1 (its type picks the arrays' dtype)."""
+    T, B, H, fl, parts = a[3], a[4], a[5], a[6], a[1]
+    sc = carray(_address_as(a[8], one), (2,))                              # clip, one
+    outs = carray(_address_as(a[9], one), (parts, NSEG * CAP))
+    xp = carray(_address_as(a[10], one), (T, B, 4 * H))
+    PB = carray(_address_as(a[11], one), (B, 4 * H))
+    rq = carray(_address_as(a[12], one), (a[7], 3 * H))
+    mask = carray(_address_as(a[13], one), (T, B))
+    Hs = carray(_address_as(a[14], one), (T + 1, B, H))
+    Cs = carray(_address_as(a[15], one), (T + 1, B, H))
+    G = carray(_address_as(a[16], one), (T, B, 4 * H))
+    pc = carray(_address_as(a[17], one), (3, H))
+    p = _claim(a)
+    while p < parts:
+        lstm_fwd_step(a[2], xp, PB, rq, mask, Hs, Cs, G, pc, outs[p], fl & 1, (fl >> 1) & 1,
+                      (fl >> 2) & 1, (fl >> 3) & 1, (fl >> 4) & 1, (fl >> 5) & 1, (fl >> 6) & 1,
+                      (fl >> 7) & 1, sc[0], sc[1], B * p // parts, B * (p + 1) // parts)
+        p = _claim(a)
+
+
+@njit(**_JIT)
+def _lstm_bwd_team(a, one):
+    """:func:`lstm_bwd_step` over the parts this thread claims (as :func:`_lstm_fwd_team`)."""
+    T, B, H, fl, parts = a[3], a[4], a[5], a[6], a[1]
+    sc = carray(_address_as(a[8], one), (2,))
+    outs = carray(_address_as(a[9], one), (parts, NSEG * CAP))
+    G = carray(_address_as(a[10], one), (T, B, 4 * H))
+    Cs = carray(_address_as(a[11], one), (T + 1, B, H))
+    mask = carray(_address_as(a[12], one), (T, B))
+    dY = carray(_address_as(a[13], one), (T, B, H))
+    dh = carray(_address_as(a[14], one), (B, H))
+    dc = carray(_address_as(a[15], one), (B, H))
+    dq = carray(_address_as(a[16], one), (a[7], 3 * H))
+    mm = carray(_address_as(a[17], one), (B, H))
+    mq = carray(_address_as(a[18], one), (a[7], 3 * H))
+    dxp = carray(_address_as(a[19], one), (T, B, 4 * H))
+    dpeep = carray(_address_as(a[20], one), (B, 3 * H))
+    pc = carray(_address_as(a[21], one), (3, H))
+    p = _claim(a)
+    while p < parts:
+        lstm_bwd_step(a[2], G, Cs, mask, dY, dh, dc, dq, mm, mq, dxp, dpeep, pc, outs[p], fl & 1,
+                      (fl >> 1) & 1, (fl >> 2) & 1, (fl >> 3) & 1, (fl >> 4) & 1, (fl >> 5) & 1,
+                      (fl >> 6) & 1, (fl >> 7) & 1, sc[0], sc[1], B * p // parts,
+                      B * (p + 1) // parts)
+        p = _claim(a)
+
+
+# The C callbacks' bodies, ``void fn(void *data)``, one per dtype (``_api`` wraps them in
+# ``numba.cfunc``).
+
+def lstm_fwd_team32(data):
+    _lstm_fwd_team(carray(data, (TEAM_BLOCK,), dtype=np.int64), np.float32(1))
+
+
+def lstm_fwd_team64(data):
+    _lstm_fwd_team(carray(data, (TEAM_BLOCK,), dtype=np.int64), np.float64(1))
+
+
+def lstm_bwd_team32(data):
+    _lstm_bwd_team(carray(data, (TEAM_BLOCK,), dtype=np.int64), np.float32(1))
+
+
+def lstm_bwd_team64(data):
+    _lstm_bwd_team(carray(data, (TEAM_BLOCK,), dtype=np.int64), np.float64(1))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ viewed as NumPy arrays without a copy; the input projection around it stays a to
 product (the caller's), and the products the kernels make from Python (per step on the large
 path, dW_hh) go through ``torch.matmul`` too, so the whole training step uses torch's BLAS and
 thread pool (NumPy's OpenBLAS threads and torch's, both spinning between calls, had made W2's
-step twice as slow as nn.LSTM's). The forward keeps
+step twice as slow as nn.LSTM's). For the same reason the LSTM's per-step elementwise kernels
+on the large path run on torch's own OpenMP threads (``kernels.OpenMPTeam`` over the
+``GOMP_parallel`` of torch's libgomp), split by batch rows. The forward keeps
 the kernels' own cache (states and gates, in their layouts) for the hand-derived backward.
 
 Backward of a backward (``create_graph=True``): the kernels give numbers, not a graph, so there
@@ -18,7 +20,9 @@ numba is imported only when a Function first runs (:func:`kernels_available`), s
 """
 from __future__ import annotations
 
+import ctypes
 import functools
+import os
 
 import numpy as np
 import torch
@@ -49,6 +53,29 @@ def _torch_matmul(a, b, out=None):
         return torch.matmul(ta, tb).numpy()
     torch.matmul(ta, tb, out=torch.from_numpy(out))
     return out
+
+
+@functools.cache
+def _gomp_parallel():
+    """``GOMP_parallel`` of the libgomp that torch loaded (``torch/lib/libgomp.so.1`` in the Linux
+    wheels), as a ctypes function; None where torch ships another OpenMP runtime."""
+    path = os.path.join(os.path.dirname(torch.__file__), "lib", "libgomp.so.1")
+    if not os.path.isfile(path):
+        return None
+    try:
+        f = ctypes.CDLL(path).GOMP_parallel      # the library torch loaded: dlopen finds it again
+    except (OSError, AttributeError):
+        return None
+    f.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+    f.restype = None
+    return f
+
+
+def _torch_team():
+    """torch's OpenMP team of ``torch.get_num_threads()`` threads (an ``OpenMPTeam``), on which the
+    LSTM kernels run each step's elementwise work, or None (one thread, or no libgomp found)."""
+    f, n = _gomp_parallel(), torch.get_num_threads()
+    return _kernels().OpenMPTeam(f, n) if f is not None and n > 1 else None
 
 
 def _np(t):
@@ -89,7 +116,7 @@ class LSTMRecurrence(torch.autograd.Function):
         k = _kernels()
         m = _np(mask)
         Hs, Cs, G = k.lstm_loop_forward(spec, _np(xp), _np(W_hh), _np(peep), _np(R), _np(h0),
-                                        _np(c0), m, matmul=_torch_matmul)
+                                        _np(c0), m, matmul=_torch_matmul, team=_torch_team())
         ctx.spec, ctx.loop, ctx.mask_np = spec, (Hs, Cs, G), m
         ctx.save_for_backward(xp, W_hh, peep, R, h0, c0, mask)
         Y = Hs[1:] if m is None else Hs[1:] * m[:, :, None]                # (T, B, H)
@@ -106,7 +133,7 @@ class LSTMRecurrence(torch.autograd.Function):
         dxp, dW, dpeep, dR, dh0, dc0 = _kernels().lstm_loop_backward(
             ctx.spec, Hs, Cs, G, _np(W_hh), _np(peep), _np(R), ctx.mask_np,
             _grad_np(dY, (*xp.shape[:2], h0.shape[-1]), xp), _grad_np(dh_n, h0.shape, xp),
-            _grad_np(dc_n, c0.shape, xp), matmul=_torch_matmul)
+            _grad_np(dc_n, c0.shape, xp), matmul=_torch_matmul, team=_torch_team())
         return (None, _tensor(dxp, xp), _tensor(dW, xp),
                 _tensor(dpeep, xp) if peep is not None else None,
                 _tensor(dR, xp) if R is not None else None,

@@ -63,6 +63,7 @@ except Exception as exc:  # numba missing (ImportError) or unusable with this Nu
                            "install numba or use backend='reference'")
 
     lstm_loop_forward = lstm_loop_backward = _missing
+    OpenMPTeam = _missing
     gru_loop_forward = gru_loop_backward = _missing
     rnn_loop_forward = rnn_loop_backward = _missing
     input_projection = input_projection_backward = _missing

@@ -359,9 +359,9 @@ def input_projection_backward(dxp, x, W_ih, input_grad=True):
 # ----------------------------------------------------------------------------------------------
 
 class OpenMPTeam:
-    """Runs a C callback ``void fn(void *data)`` once on each of ``threads`` threads of an
-    OpenMP runtime, through its ``GOMP_parallel(fn, data, threads, flags)`` (libgomp's entry
-    point for ``#pragma omp parallel``; a ctypes function). The LSTM's large-path loops take one
+    """Runs a C callback ``void fn(void *data)`` on a team of ``threads`` threads of an OpenMP
+    runtime (or fewer, as the runtime grants), through its ``GOMP_parallel(fn, data, threads,
+    flags)`` (libgomp's entry point for ``#pragma omp parallel``; a ctypes function). The LSTM's large-path loops take one
     (``team=``) and run each step's elementwise kernel on it, split by batch rows, instead of
     on the calling thread alone.
 
@@ -369,8 +369,8 @@ class OpenMPTeam:
     whose threads have just made the step's matrix product and still spin. Rows on a thread of
     our own (or on numba's threads, another OpenMP runtime) made W2's forward slower, since
     they fought torch's spinning threads for the two cores; on torch's team its forward loop went
-    from 105 to 81-87 ms and the kernels alone from 32 to 17 ms (T=100, B=64, H=256, float32,
-    2 threads, AMD EPYC)."""
+    from 105-107 to 81-88 ms and the kernels alone from 31-33 to 17-18 ms (T=100, B=64, H=256,
+    float32, 2 threads, AMD EPYC)."""
 
     def __init__(self, gomp_parallel, threads: int):
         self._parallel = gomp_parallel
@@ -396,8 +396,9 @@ _team_callbacks: list = []
 
 
 def _team_block(dt, parts, T, B, H, flags, qrows, scalars, outs, *arrays) -> np.ndarray:
-    """The int64 block a team callback reads (layout at ``_jit.TEAM_BLOCK``); every array must stay
-    alive, C-contiguous in dtype dt, while the block is used."""
+    """The int64 block a team callback reads (layout at ``_jit.TEAM_BLOCK``). It holds addresses
+    only: the caller keeps every array alive (a local of its own for each, none made in the call),
+    C-contiguous in dtype dt, while the block is used."""
     for a in (scalars, outs, *arrays):
         if not (a.flags.c_contiguous and a.dtype == dt):
             raise RuntimeError("team block: arrays must be C-contiguous in the compute dtype")
@@ -470,8 +471,9 @@ def lstm_loop_forward(spec, xp, W_hh, peep, R, h0, c0, mask, overwrite_xp=False,
     if parts:                                                     # the step on team's threads
         fn = _team_callback("lstm_fwd_team", dt)
         outs = np.empty((parts, OUT.size), dtype=dt)
-        block = _team_block(dt, parts, T, B, H, flags, rq.shape[0], np.array([clip, one], dt),
-                            outs, xp, PB, rq, m, Hs, Cs, G, pc)
+        scalars = np.array([clip, one], dt)           # a local: the block holds its address only
+        block = _team_block(dt, parts, T, B, H, flags, rq.shape[0], scalars, outs, xp, PB, rq, m,
+                            Hs, Cs, G, pc)
         at = block.ctypes.data
     for t in range(T):
         mat(Hs[t], WT, out=PB)                                    # (B, 4H) = h_prev W_hh^T
@@ -539,8 +541,9 @@ def lstm_loop_backward(spec, Hs, Cs, G, W_hh, peep, R, mask, dY, dh_n, dc_n, *, 
         if parts:                                                 # the step on team's threads
             fn = _team_callback("lstm_bwd_team", dt)
             outs = np.empty((parts, OUT.size), dtype=dt)
-            block = _team_block(dt, parts, T, B, H, flags, dq.shape[0], np.array([clip, one], dt),
-                                outs, G, Cs, m, dY, dh, dc, dq, mm, mq, dxp, dpeep_rows, pc)
+            scalars = np.array([clip, one], dt)       # a local: the block holds its address only
+            block = _team_block(dt, parts, T, B, H, flags, dq.shape[0], scalars, outs, G, Cs, m,
+                                dY, dh, dc, dq, mm, mq, dxp, dpeep_rows, pc)
             at = block.ctypes.data
         for t in range(T - 1, -1, -1):
             if parts:

@@ -1302,7 +1302,7 @@ def lstm_fwd_step(t, xp, PB, rq, mask, Hs, Cs, G, pc, OUT, ui, uf, uo, ag, ac, c
                   one, b0, b1):
     """One step of the large path for the rows [b0, b1): PB (B, 4H) = h_prev W_hh^T (BLAS); rq
     (B, 3H) = q_prev R^T with FGR (else any array of at least 3H elements). Rows are independent,
-    so calls on disjoint row ranges may run at once (:func:`lstm_fwd_team`)."""
+    so calls on disjoint row ranges may run at once (:func:`_lstm_fwd_team`)."""
     t = U(t)
     B = U(xp.shape[1])
     H4 = U(xp.shape[2])

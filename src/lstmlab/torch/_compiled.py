@@ -58,12 +58,13 @@ def _torch_matmul(a, b, out=None):
 @functools.cache
 def _gomp_parallel():
     """``GOMP_parallel`` of the libgomp that torch loaded (``torch/lib/libgomp.so.1`` in the Linux
-    wheels), as a ctypes function; None where torch ships another OpenMP runtime."""
+    wheels), as a ctypes function; None where torch ships another OpenMP runtime or has not
+    loaded that file (``RTLD_NOLOAD``: never a second runtime beside torch's)."""
     path = os.path.join(os.path.dirname(torch.__file__), "lib", "libgomp.so.1")
-    if not os.path.isfile(path):
+    if not os.path.isfile(path) or not hasattr(os, "RTLD_NOLOAD"):
         return None
     try:
-        f = ctypes.CDLL(path).GOMP_parallel      # the library torch loaded: dlopen finds it again
+        f = ctypes.CDLL(path, mode=os.RTLD_NOLOAD).GOMP_parallel
     except (OSError, AttributeError):
         return None
     f.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
@@ -71,11 +72,22 @@ def _gomp_parallel():
     return f
 
 
+_in_forked_child = [False]
+
+
 def _torch_team():
     """torch's OpenMP team of ``torch.get_num_threads()`` threads (an ``OpenMPTeam``), on which the
-    LSTM kernels run each step's elementwise work, or None (one thread, or no libgomp found)."""
+    LSTM kernels run each step's elementwise work, or None: one thread, no libgomp of torch's, or
+    a forked child (GNU OpenMP may hang in a child forked after its threads started; the steps
+    then run on the calling thread, with the same results)."""
     f, n = _gomp_parallel(), torch.get_num_threads()
-    return _kernels().OpenMPTeam(f, n) if f is not None and n > 1 else None
+    if f is None or n < 2 or _in_forked_child[0]:
+        return None
+    return _kernels().OpenMPTeam(f, n)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _in_forked_child.__setitem__(0, True))
 
 
 def _np(t):

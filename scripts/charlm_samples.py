@@ -2,8 +2,9 @@
 
 For each prime, ``--seeds`` samples of ``--length`` characters (``generate``, as ``lstmlab
 sample`` draws them), and per prime: the median and lowest share of the samples' words found in
-the training text (``word_stats``), and how many samples fall into a run of at least ``--run``
-spaces (a weak model at a low temperature keeps adding spaces once it is inside a long run).
+the training text (``word_stats``), how many samples fall into a run of at least ``--run``
+spaces (a weak model at a low temperature keeps adding spaces once it is inside a long run) and
+how many of those end in that run, never leaving it.
 
     python scripts/charlm_samples.py runs/charlm-side-by-side/lstmlab-run
     python scripts/charlm_samples.py RUN --temperature 1.0 --prime "class "
@@ -58,15 +59,17 @@ def main():
         indents(run, a.temperature)
         return
     spaces = re.compile(" {%d,}" % a.run)
+    ending = re.compile(" {%d,}$" % a.run)
     for prime in a.prime or PRIMES:
-        shares, stuck = [], 0
+        shares, stuck, ends = [], 0, 0
         for seed in range(a.seeds):
             text = generate(run, prime=prime, length=a.length, temperature=a.temperature, seed=seed)
             shares.append(word_stats(run, text, prime)["share"])
             stuck += spaces.search(text) is not None
+            ends += ending.search(text) is not None
         print(f"prime {prime!r}: words in the training text, median {np.nanmedian(shares):.0%}, "
               f"lowest {np.nanmin(shares):.0%}; samples with a run of >= {a.run} spaces: "
-              f"{stuck} of {a.seeds}")
+              f"{stuck} of {a.seeds}, {ends} of them ending in it")
 
 
 def space_runs(run, temperature):

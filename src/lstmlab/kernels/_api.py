@@ -361,9 +361,9 @@ def input_projection_backward(dxp, x, W_ih, input_grad=True):
 class OpenMPTeam:
     """Runs a C callback ``void fn(void *data)`` on a team of ``threads`` threads of an OpenMP
     runtime (or fewer, as the runtime grants), through its ``GOMP_parallel(fn, data, threads,
-    flags)`` (libgomp's entry point for ``#pragma omp parallel``; a ctypes function). The LSTM's large-path loops take one
-    (``team=``) and run each step's elementwise kernel on it, split by batch rows, instead of
-    on the calling thread alone.
+    flags)`` (libgomp's entry point for ``#pragma omp parallel``; a ctypes function). The LSTM's
+    large-path loops take one (``team=``) and run each step's elementwise kernel on it, split by
+    batch rows, instead of on the calling thread alone.
 
     Why a caller's team: the PyTorch front end passes torch's own (the libgomp that torch loads),
     whose threads have just made the step's matrix product and still spin. Rows on a thread of

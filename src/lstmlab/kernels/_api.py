@@ -381,24 +381,28 @@ class OpenMPTeam:
 
 
 @functools.lru_cache(maxsize=8)
-def _team_callback(name: str, dt: np.dtype) -> int:
-    """The address of the C callback ``_jit.<name><bits>`` (compiled with ``numba.cfunc`` on first
-    use, the SLP vectoriser on, cached on disk like the kernels)."""
+def _team_callback(name: str, dt: np.dtype):
+    """The C callback ``_jit.<name><bits>`` (a ``numba.cfunc``, compiled on first use with the SLP
+    vectoriser on and cached on disk like the kernels; this cache keeps its code alive)."""
     body = getattr(_jit, f"{name}{dt.itemsize * 8}")
     with _slp:
-        fn = numba.cfunc(numba.types.void(numba.types.voidptr), cache=True, error_model="numpy",
-                         fastmath=_jit._FM)(body)
-    _team_callbacks.append(fn)                # keeps the compiled code alive
-    return fn.address
+        return numba.cfunc(numba.types.void(numba.types.voidptr), cache=True, error_model="numpy",
+                           fastmath=_jit._FM)(body)
 
 
-_team_callbacks: list = []
+def _team_stepper(team, name, dt, T, B, H, flags, qrows, clip, one, *arrays):
+    """``step(t)``, which runs step t of the kernel ``name`` (``lstm_fwd_team`` or
+    ``lstm_bwd_team``) on ``team``'s threads, split into parts of the batch's rows; None without a
+    team (or with one thread, or one row): the caller then makes one call per step itself.
 
-
-def _team_block(dt, parts, T, B, H, flags, qrows, scalars, outs, *arrays) -> np.ndarray:
-    """The int64 block a team callback reads (layout at ``_jit.TEAM_BLOCK``). It holds addresses
-    only: the caller keeps every array alive (a local of its own for each, none made in the call),
-    C-contiguous in dtype dt, while the block is used."""
+    The int64 block the callback reads (layout at ``_jit.TEAM_BLOCK``) holds addresses only, so
+    ``step`` holds the block's own arrays (scalars, OUT scratch) and ``arrays`` (the step's, in
+    the order of its arguments: C-contiguous, dtype dt) for as long as it lives."""
+    parts = 0 if team is None or team.threads < 2 or B < 2 else min(team.threads, B)
+    if not parts:
+        return None
+    scalars = np.array([clip, one], dtype=dt)                     # (2,)
+    outs = np.empty((parts, _jit.NSEG * _jit.CAP), dtype=dt)      # one OUT scratch per part
     for a in (scalars, outs, *arrays):
         if not (a.flags.c_contiguous and a.dtype == dt):
             raise RuntimeError("team block: arrays must be C-contiguous in the compute dtype")
@@ -406,12 +410,13 @@ def _team_block(dt, parts, T, B, H, flags, qrows, scalars, outs, *arrays) -> np.
     block[1:10] = (parts, 0, T, B, H, sum(int(f) << i for i, f in enumerate(flags)), qrows,
                    scalars.ctypes.data, outs.ctypes.data)
     block[10:10 + len(arrays)] = [a.ctypes.data for a in arrays]
-    return block
+    fn, at, held = _team_callback(name, dt).address, block.ctypes.data, (scalars, outs, arrays)
 
-
-def _team_parts(team, B: int) -> int:
-    """How many row parts a step runs as on ``team`` (0: no team, run it in one call)."""
-    return 0 if team is None or team.threads < 2 or B < 2 else min(team.threads, B)
+    def step(t):
+        block[0], block[2] = 0, t                                 # counter, step
+        team.run(fn, at)
+    step.held = held
+    return step
 
 
 # ----------------------------------------------------------------------------------------------
@@ -467,21 +472,14 @@ def lstm_loop_forward(spec, xp, W_hh, peep, R, h0, c0, mask, overwrite_xp=False,
     if fg:
         RT4 = np.zeros((H4, 3 * H), dtype=dt)                     # q_prev R^T = G[t-1] RT4
         RT4[_ifo(H)] = Rm.T
-    parts = _team_parts(team, B)
-    if parts:                                                     # the step on team's threads
-        fn = _team_callback("lstm_fwd_team", dt)
-        outs = np.empty((parts, OUT.size), dtype=dt)
-        scalars = np.array([clip, one], dt)           # a local: the block holds its address only
-        block = _team_block(dt, parts, T, B, H, flags, rq.shape[0], scalars, outs, xp, PB, rq, m,
-                            Hs, Cs, G, pc)
-        at = block.ctypes.data
+    on_team = _team_stepper(team, "lstm_fwd_team", dt, T, B, H, flags, rq.shape[0], clip, one,
+                            xp, PB, rq, m, Hs, Cs, G, pc)
     for t in range(T):
         mat(Hs[t], WT, out=PB)                                    # (B, 4H) = h_prev W_hh^T
         if fg and t > 0:
             mat(G[t - 1], RT4, out=rq)
-        if parts:
-            block[0], block[2] = 0, t
-            team.run(fn, at)
+        if on_team:
+            on_team(t)
         else:
             _call(_jit.lstm_fwd_step, dt, t, xp, PB, rq, m, Hs, Cs, G, pc, OUT, *flags, clip, one,
                   0, B)
@@ -537,18 +535,11 @@ def lstm_loop_backward(spec, Hs, Cs, G, W_hh, peep, R, mask, dY, dh_n, dc_n, *, 
         if fg:
             R4 = np.zeros((H4, 3 * H), dtype=dt)                  # dq_prev = da R4
             R4[_ifo(H)] = Rm
-        parts = _team_parts(team, B)
-        if parts:                                                 # the step on team's threads
-            fn = _team_callback("lstm_bwd_team", dt)
-            outs = np.empty((parts, OUT.size), dtype=dt)
-            scalars = np.array([clip, one], dt)       # a local: the block holds its address only
-            block = _team_block(dt, parts, T, B, H, flags, dq.shape[0], scalars, outs, G, Cs, m,
-                                dY, dh, dc, dq, mm, mq, dxp, dpeep_rows, pc)
-            at = block.ctypes.data
+        on_team = _team_stepper(team, "lstm_bwd_team", dt, T, B, H, flags, dq.shape[0], clip,
+                                one, G, Cs, m, dY, dh, dc, dq, mm, mq, dxp, dpeep_rows, pc)
         for t in range(T - 1, -1, -1):
-            if parts:
-                block[0], block[2] = 0, t
-                team.run(fn, at)
+            if on_team:
+                on_team(t)
             else:
                 _call(_jit.lstm_bwd_step, dt, t, G, Cs, m, dY, dh, dc, dq, mm, mq, dxp, dpeep_rows,
                       pc, OUT, *flags, clip, one, 0, B)
